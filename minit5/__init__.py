@@ -2,6 +2,7 @@
 
 from .config import ConfigError, T5Config
 from .model import T5
+from .tokenizer import Tokenizer, TokenizerError
 
-__all__ = ["T5", "T5Config", "ConfigError"]
+__all__ = ["T5", "T5Config", "ConfigError", "Tokenizer", "TokenizerError"]
 __version__ = "0.1.0"
