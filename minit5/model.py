@@ -117,12 +117,13 @@ class LayerCache:
         self.length = end
         return self.keys[:, :, :end], self.values[:, :, :end]  # every position so far: (B, H, end, Dh)
 
-    def select(self, rows):
-        """Keep only these batch rows, in this order (beam search reorders its beams every step)."""
+    def select(self, rows, cross: bool = True):
+        """Keep only these batch rows, in this order. Beam search reorders beams of the same prompt every step:
+        their cross-attention keys/values are identical, so it passes cross=False and skips that copy."""
         if self.keys is not None:
             self.keys = self.keys.index_select(0, rows)
             self.values = self.values.index_select(0, rows)
-        if self.cross is not None:
+        if cross and self.cross is not None:
             self.cross = tuple(t.index_select(0, rows) for t in self.cross)
 
 
@@ -390,6 +391,11 @@ class T5(nn.Module):
         """Load a Hugging Face-format folder (config.json + safetensors or pytorch_model.bin) or a hub id."""
         from .checkpoint import load_model
         return load_model(path, dtype=dtype, device=device)
+
+    def generate(self, input_ids, attention_mask=None, **kwargs):
+        """Greedy search, sampling or beam search; see minit5/generate.py for the arguments."""
+        from .generate import generate
+        return generate(self, input_ids, attention_mask, **kwargs)
 
     def save_pretrained(self, out_dir, max_shard_size: str | int = "5GB"):
         """Write config.json + model.safetensors (sharded above max_shard_size) that transformers can load."""

@@ -32,14 +32,21 @@ VARIANTS = {
 HF_CLASSES = {name: v[1] for name, v in VARIANTS.items()}
 
 
-def build_hf_model(variant: str, folder, seed: int = 0, **overrides):
+# How far below the best logit the EOS logit is put (see make_eos_likely); chosen per variant so that generation
+# ends at varied steps, some rows early, some at the length limit (checked by the generation tests).
+EOS_MARGIN = {"t5-v1.0": -0.7, "byt5": -1.0, "odd-shape": -1.0}
+
+
+def build_hf_model(variant: str, folder, seed: int = 0, eos_likely: bool = False, **overrides):
     """Build a random reference model, save it to `folder`, return (model reloaded from folder, folder)."""
     config_class, model_class, variant_overrides, tied = VARIANTS[variant]
     torch.manual_seed(seed)
     config = config_class(**{**SMALL, **variant_overrides, **overrides})
-    model = model_class(config)
+    model = model_class(config).eval()
     if not tied:  # give the output layer its own weights (a hub flan-T5 file has a distinct lm_head)
         model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * config.d_model ** -0.5)
+    if eos_likely:
+        make_eos_likely(model, EOS_MARGIN.get(variant, 0.0))
     folder = Path(folder)
     model.save_pretrained(folder)
     config_path = folder / "config.json"
@@ -74,3 +81,18 @@ def padded_batch(vocab_size: int, seed: int = 1, batch: int = 3, src_len: int = 
         labels[row, max(1, tgt_len - 2 * row):] = -100
     labels[:, -1] = torch.where(labels[:, -1] == -100, labels[:, -1], torch.ones_like(labels[:, -1]))  # EOS
     return input_ids, attention_mask, labels
+
+
+def make_eos_likely(hf_model, margin: float, seed: int = 11):
+    """A random model almost never says EOS. Refit the EOS row of the output layer so that its logit is about
+    `margin` below the best logit on typical decoder states: generation then ends at varied steps."""
+    input_ids, attention_mask, labels = padded_batch(hf_model.config.vocab_size, seed=seed, batch=8, tgt_len=12)
+    seen = []
+    hook = hf_model.lm_head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with torch.no_grad():
+        logits = hf_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels.clamp(min=3),
+                          use_cache=False).logits
+        hook.remove()
+        states = seen[0].reshape(-1, seen[0].shape[-1])  # (B*T, D): what lm_head sees
+        target = (logits.max(-1).values - margin).reshape(-1, 1)
+        hf_model.lm_head.weight[hf_model.config.eos_token_id] = torch.linalg.lstsq(states, target).solution[:, 0]
