@@ -1,0 +1,174 @@
+"""The decoder step again, arranged for speed. model.py is the reference; this file computes the same numbers
+with fewer, larger operations, and the tests hold the two together (tests/test_fast.py).
+
+Generating one token runs every decoder matrix once on a single row, so a step costs (a) reading all decoder
+weights from memory and (b) Python and dispatch overhead for each small operation. This file attacks both:
+
+1. Layout. CPU matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
+   torch's usual (out, in) rows (measured 1.7x in fp32 on the project's machine, see docs/performance.md).
+2. Fewer operations: q|k|v and gate|up side by side in one matrix each, one fused kernel for RMS norm and for
+   attention, keys/values written into preallocated buffers, the decoder position bias computed once per call
+   for every position and sliced per step, and all layers' cross-attention keys/values from one product.
+
+The fused matrices are not copies. `prepare(model)` moves each decoder weight into a fused column-major tensor
+and makes the nn.Linear parameter a view into it, so the readable parameters stay the model's weights (the
+readable forward, training and saving see the same numbers; only the memory layout changed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .model import ACTIVATIONS
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights: fused, column-major, shared with the readable parameters
+# --------------------------------------------------------------------------------------------------
+def _fuse(linears):
+    """One (in, sum of outs) column-major tensor holding these nn.Linear weights; each weight becomes a view."""
+    fused = torch.cat([linear.weight.detach() for linear in linears], dim=0).t().contiguous()  # (in, outs)
+    start = 0
+    for linear in linears:
+        out = linear.weight.shape[0]
+        linear.weight.data = fused[:, start:start + out].t()  # (out, in) view, same values
+        start += out
+    return fused.t()  # (outs, in) view: what F.linear expects, read in the fast layout
+
+
+def _is_view_of(linears, fused) -> bool:
+    start = 0
+    for linear in linears:
+        expected = fused[start:start + linear.weight.shape[0]]
+        if linear.weight.data_ptr() != expected.data_ptr() or linear.weight.stride() != expected.stride():
+            return False
+        start += linear.weight.shape[0]
+    return True
+
+
+class FastWeights:
+    """Per decoder block: fused self-attention q|k|v, o, cross-attention q, o, cross k|v, FFN gate|up, down."""
+
+    def __init__(self, model):
+        self.groups = []  # (list of nn.Linear, fused weight)
+        self.layers = []
+        for block in model.decoder.blocks:
+            sa, ca, ffn = block.self_attn, block.cross_attn, block.ffn
+            layer = {
+                "qkv": self._add([sa.q, sa.k, sa.v]),
+                "o": self._add([sa.o]),
+                "cross_q": self._add([ca.q]),
+                "cross_o": self._add([ca.o]),
+                "cross_kv": self._add([ca.k, ca.v]),
+                "gate_up": self._add([ffn.gate, ffn.up] if ffn.gate is not None else [ffn.up]),
+                "down": self._add([ffn.down]),
+            }
+            self.layers.append(layer)
+        # the output layer; when tied to the embedding, the embedding lookup reads the same column-major tensor
+        self.lm_head = self._add([model.lm_head if model.lm_head is not None else model.embed])
+
+    def _add(self, linears):
+        fused = _fuse(linears)
+        self.groups.append((linears, fused))
+        return fused
+
+    def still_shared(self) -> bool:
+        """False once something replaced the parameters (load_state_dict(assign=True), .to(device), ...)."""
+        return all(_is_view_of(linears, fused) for linears, fused in self.groups)
+
+
+def prepare(model) -> FastWeights:
+    """Arrange the decoder weights for fast decoding (once; again only if the parameters were replaced)."""
+    weights = getattr(model, "_fast_weights", None)
+    if weights is None or not weights.still_shared():
+        with torch.no_grad():
+            weights = FastWeights(model)
+        object.__setattr__(model, "_fast_weights", weights)  # a plain attribute, not a registered submodule
+    return weights
+
+
+def _rms_norm(x, norm):
+    if x.dtype == norm.weight.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)
+    # half precision: statistics and scaling in fp32, then cast, then the weight (as model.RMSNorm)
+    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), None, norm.eps).to(norm.weight.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# The decoding state: same interface as generate.DecodeState
+# --------------------------------------------------------------------------------------------------
+class FastDecodeState:
+    def __init__(self, model, encoder_output, attention_mask, max_len: int):
+        self.model, self.config = model, model.config
+        self.weights = prepare(model)
+        c = self.config
+        batch, src_len, _ = encoder_output.shape
+        self.heads, self.d_kv = c.num_heads, c.d_kv
+        inner, layers = c.inner_dim, len(model.decoder.blocks)
+        self.length = 0
+        self.batch, self.device = batch, encoder_output.device
+        dtype, device = encoder_output.dtype, encoder_output.device
+        # Self-attention keys/values for every position this call can produce: (layers, B, H, max_len, Dh).
+        self.keys = torch.zeros(layers, batch, self.heads, max_len, self.d_kv, dtype=dtype, device=device)
+        self.values = torch.zeros_like(self.keys)
+        # Cross-attention keys/values over the encoder output, every layer: (B, H, S, Dh) each.
+        self.cross = []
+        for w in self.weights.layers:
+            kv = F.linear(encoder_output, w["cross_kv"])  # (B, S, 2*inner)
+            k, v = kv.view(batch, src_len, 2, self.heads, self.d_kv).permute(2, 0, 3, 1, 4).unbind(0)
+            self.cross.append((k.contiguous(), v.contiguous()))
+        # Additive masks and the decoder position bias for all max_len positions, sliced row by row later.
+        min_value = torch.finfo(dtype).min
+        self.cross_mask = torch.zeros(batch, 1, 1, src_len, dtype=dtype, device=device).masked_fill(
+            (attention_mask == 0)[:, None, None, :], min_value)
+        with torch.no_grad():
+            self.self_bias = model.decoder.blocks[0].position_bias(max_len, max_len).to(dtype)  # (1, H, T, T)
+        if c.position_bias_in_every_layer:  # umT5: every block has its own table
+            with torch.no_grad():
+                self.layer_biases = [block.position_bias(max_len, max_len).to(dtype)
+                                     for block in model.decoder.blocks]
+        self.act = ACTIVATIONS[c.dense_act_fn]
+
+    @torch.no_grad()
+    def step(self, tokens):  # tokens: (B, 1) -> logits (B, V) in fp32
+        model, c, w = self.model, self.config, self.weights
+        t, batch = self.length, tokens.shape[0]
+        heads, d_kv = self.heads, self.d_kv
+        x = F.embedding(tokens, model.embed.weight)  # (B, 1, D)
+        bias = self.self_bias[:, :, t:t + 1, :t + 1]  # (1, H, 1, t+1): the new position's row only
+        for i, (block, lw) in enumerate(zip(model.decoder.blocks, w.layers)):
+            if c.position_bias_in_every_layer:
+                bias = self.layer_biases[i][:, :, t:t + 1, :t + 1]
+            # self-attention: one product for q, k and v; k and v go straight into the cache
+            qkv = F.linear(_rms_norm(x, block.self_attn_norm), lw["qkv"])  # (B, 1, 3*inner)
+            q, k, v = qkv.view(batch, 3, heads, d_kv).unbind(1)  # each (B, H, Dh)
+            self.keys[i, :, :, t] = k
+            self.values[i, :, :, t] = v
+            attn = F.scaled_dot_product_attention(q[:, :, None], self.keys[i, :, :, :t + 1],
+                                                  self.values[i, :, :, :t + 1], attn_mask=bias, scale=1.0)
+            x = x + F.linear(attn.reshape(batch, 1, -1), lw["o"])
+            # cross-attention over the cached encoder keys/values
+            q = F.linear(_rms_norm(x, block.cross_attn_norm), lw["cross_q"]).view(batch, heads, 1, d_kv)
+            k, v = self.cross[i]
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask, scale=1.0)
+            x = x + F.linear(attn.reshape(batch, 1, -1), lw["cross_o"])
+            # feed-forward: one product for gate and up
+            h = F.linear(_rms_norm(x, block.ffn_norm), lw["gate_up"])  # (B, 1, 2F) or (B, 1, F)
+            if block.ffn.gate is not None:
+                gate, up = h.chunk(2, dim=-1)
+                h = self.act(gate) * up
+            else:
+                h = self.act(h)
+            x = x + F.linear(h.to(lw["down"].dtype), lw["down"])
+        self.length = t + 1
+        h = _rms_norm(x, model.decoder.final_norm)
+        if c.scale_decoder_outputs:
+            h = h * c.d_model ** -0.5
+        return F.linear(h[:, -1], w.lm_head).float()  # (B, V)
+
+    def reorder_beams(self, rows):
+        """Beam search: row i continues old row rows[i] (a beam of the same prompt)."""
+        t = self.length
+        self.keys[:, :, :, :t] = self.keys[:, rows, :, :t]
+        self.values[:, :, :, :t] = self.values[:, rows, :, :t]
