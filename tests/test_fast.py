@@ -1,0 +1,91 @@
+"""The fast decode step (minit5/fast.py) against the readable one (model.py's decode with its cache)."""
+
+import pytest
+import torch
+from hf_models import VARIANTS, build_hf_model, padded_batch
+
+from minit5 import T5
+from minit5.fast import FastDecodeState, prepare
+from minit5.generate import DecodeState
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def model(request, tmp_path_factory):
+    _, folder = build_hf_model(request.param, tmp_path_factory.mktemp(request.param), eos_likely=True)
+    return T5.from_pretrained(folder)
+
+
+def step_logits(state_class, model, input_ids, attention_mask, tokens):
+    with torch.no_grad():
+        encoded = model.encode(input_ids, attention_mask)
+        state = state_class(model, encoded, attention_mask, tokens.shape[1])
+        return torch.stack([state.step(tokens[:, t:t + 1]) for t in range(tokens.shape[1])], dim=1)
+
+
+def test_fast_step_equals_readable_step(model):
+    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
+    tokens = torch.randint(3, model.config.vocab_size, (3, 9))
+    tokens[:, 0] = 0
+    readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
+    fast = step_logits(FastDecodeState, model, input_ids, attention_mask, tokens)
+    assert (fast - readable).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_beams=1), dict(num_beams=4), dict(num_beams=3, length_penalty=0.5),
+                                    dict(do_sample=True, top_p=0.9)])
+def test_fast_and_readable_generate_the_same_tokens(model, kwargs):
+    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=5, batch=4, src_len=10)
+    runs = []
+    for fast in (False, True):
+        generator = torch.Generator().manual_seed(0)
+        runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, fast=fast, generator=generator,
+                                   **kwargs))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_prepare_keeps_values_and_shares_storage(tmp_path):
+    _, folder = build_hf_model("flan-t5", tmp_path)
+    model = T5.from_pretrained(folder)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    weights = prepare(model)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name  # same numbers, another memory layout
+    block = model.decoder.blocks[0]
+    # q, k and v are views into one fused tensor: an update to the parameter is seen by the fast path
+    assert block.self_attn.q.weight.data_ptr() == weights.layers[0]["qkv"].data_ptr()
+    with torch.no_grad():
+        block.self_attn.k.weight[0, 0] += 1.0
+    assert weights.layers[0]["qkv"][model.config.inner_dim, 0] == block.self_attn.k.weight[0, 0]
+    assert prepare(model) is weights  # prepared once
+    # replacing the parameters (here: loading a state dict by assignment) is noticed and re-prepared
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
+    assert prepare(model) is not weights
+
+
+def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path):
+    _, folder = build_hf_model("flan-t5", tmp_path / "src")
+    model = T5.from_pretrained(folder)
+    input_ids, attention_mask, labels = padded_batch(model.config.vocab_size, seed=6)
+    with torch.no_grad():
+        before = model(input_ids, attention_mask=attention_mask, labels=labels)[0]
+        prepare(model)
+        after = model(input_ids, attention_mask=attention_mask, labels=labels)[0]
+    assert (before - after).abs().max().item() <= 1e-5
+    model.save_pretrained(tmp_path / "out")
+    reloaded = T5.from_pretrained(tmp_path / "out")
+    for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fast_half_precision_close_to_readable(tmp_path, dtype):
+    _, folder = build_hf_model("flan-t5", tmp_path, eos_likely=True)
+    model = T5.from_pretrained(folder, dtype=dtype)
+    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
+    tokens = torch.randint(3, model.config.vocab_size, (3, 6))
+    tokens[:, 0] = 0
+    readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
+    fast = step_logits(FastDecodeState, model, input_ids, attention_mask, tokens)
+    full = step_logits(DecodeState, T5.from_pretrained(folder), input_ids, attention_mask, tokens)
+    # both half-precision paths stay as close to each other as half precision is to fp32
+    assert (fast - readable).abs().max().item() <= (readable - full).abs().max().item() + 1e-2
