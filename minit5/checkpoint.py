@@ -191,7 +191,7 @@ def load_model(name_or_path, dtype=torch.float32, device="cpu") -> T5:
             del early["lm_head.weight"]
     config.tie_word_embeddings = "lm_head.weight" not in early
 
-    with torch.device("meta"), _skip_random_init():  # shapes only: no memory, no random numbers
+    with torch.device("meta"), skip_random_init():  # shapes only: no memory, no random numbers
         model = T5(config)
     expected = {hf_name(name, config): (name, tuple(p.shape)) for name, p in model.state_dict().items()}
     present = {k for k in files if not (IGNORED_KEYS.fullmatch(k) or (k == "lm_head.weight" and config.tie_word_embeddings))}
@@ -219,7 +219,7 @@ def load_model(name_or_path, dtype=torch.float32, device="cpu") -> T5:
 
 
 @contextlib.contextmanager
-def _skip_random_init():
+def skip_random_init():
     """nn.Embedding and nn.Linear fill themselves with random numbers when built. On the meta device that is
     wasted work, and torch's meta version of normal_ imports sympy (~70 MB, ~1 s): skip it while loading."""
     names = ("normal_", "uniform_", "kaiming_uniform_", "trunc_normal_")

@@ -122,12 +122,9 @@ class FastDecodeState:
         min_value = torch.finfo(dtype).min
         self.cross_mask = torch.zeros(batch, 1, 1, src_len, dtype=dtype, device=device).masked_fill(
             (attention_mask == 0)[:, None, None, :], min_value)
-        with torch.no_grad():
-            self.self_bias = model.decoder.blocks[0].position_bias(max_len, max_len).to(dtype)  # (1, H, T, T)
-        if c.position_bias_in_every_layer:  # umT5: every block has its own table
-            with torch.no_grad():
-                self.layer_biases = [block.position_bias(max_len, max_len).to(dtype)
-                                     for block in model.decoder.blocks]
+        with torch.no_grad():  # (1, H, T, T) per table: block 0's, or every block's in umT5
+            owners = model.decoder.blocks if c.position_bias_in_every_layer else model.decoder.blocks[:1]
+            self.biases = [block.position_bias(max_len, max_len).to(dtype) for block in owners]
         self.act = ACTIVATIONS[c.dense_act_fn]
 
     @torch.no_grad()
@@ -136,10 +133,9 @@ class FastDecodeState:
         t, batch = self.length, tokens.shape[0]
         heads, d_kv = self.heads, self.d_kv
         x = F.embedding(tokens, model.embed.weight)  # (B, 1, D)
-        bias = self.self_bias[:, :, t:t + 1, :t + 1]  # (1, H, 1, t+1): the new position's row only
         for i, (block, lw) in enumerate(zip(model.decoder.blocks, w.layers)):
-            if c.position_bias_in_every_layer:
-                bias = self.layer_biases[i][:, :, t:t + 1, :t + 1]
+            if i < len(self.biases):
+                bias = self.biases[i][:, :, t:t + 1, :t + 1]  # (1, H, 1, t+1): the new position's row only
             # self-attention: one product for q, k and v; k and v go straight into the cache
             qkv = F.linear(_rms_norm(x, block.self_attn_norm), lw["qkv"])  # (B, 1, 3*inner)
             q, k, v = qkv.view(batch, 3, heads, d_kv).unbind(1)  # each (B, H, Dh)
