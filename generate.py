@@ -1,0 +1,119 @@
+"""Ask a T5 model something:  python generate.py [--model DIR_OR_HUB_ID] [PROMPT ...]
+
+Prompts come from the arguments, else one per line from --file or standard input; with no prompt on a
+terminal, an interactive loop starts. The default model is the one `python train.py` writes.
+Greedy search unless --num-beams > 1 (beam search) or any of --temperature/--top-k/--top-p is given (sampling).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL = "out/demo"  # where `python train.py` saves its model
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("prompts", nargs="*", help="prompts; none: read --file, standard input, or ask interactively")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
+    p.add_argument("--file", help="read prompts from this file, one per line")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--temperature", type=float, help="sample with this temperature")
+    p.add_argument("--top-k", type=int, help="sample from the k most likely tokens")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this total probability")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
+    return p.parse_args(argv)
+
+
+def read_prompts(args):
+    if args.prompts:
+        return args.prompts
+    if args.file:
+        try:
+            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise SystemExit(f"error: cannot read --file {args.file}: {e.strerror}")
+        return [line for line in lines if line.strip()]
+    if sys.stdin.isatty():
+        return None  # interactive
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def load(args):
+    import torch
+
+    from minit5 import T5
+    from minit5.checkpoint import CheckpointError
+    from minit5.tokenizer import Tokenizer, TokenizerError
+
+    if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
+        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 10 minutes "
+                         f"on a laptop) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
+    try:
+        tokenizer = Tokenizer.from_pretrained(args.model)
+        model = T5.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=args.device)
+    except (CheckpointError, TokenizerError) as e:
+        raise SystemExit(f"error: {e}")
+    return model, tokenizer
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sampling = any(v is not None for v in (args.temperature, args.top_k, args.top_p))
+    options = dict(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=sampling,
+                   temperature=1.0 if args.temperature is None else args.temperature,
+                   top_k=args.top_k or 0,
+                   top_p=args.top_p if args.top_p is not None else 1.0)
+    prompts = read_prompts(args)
+    model, tokenizer = load(args)
+
+    import torch
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+
+    def answer(batch):
+        input_ids, attention_mask = tokenizer.encode_batch(batch)
+        if args.stream and len(batch) == 1 and args.num_beams == 1:
+            produced, printed = [], ""
+
+            def show(tokens):  # decode everything so far, print what is new (keeps multi-byte characters whole)
+                nonlocal printed
+                produced.append(int(tokens[0]))
+                text = tokenizer.decode(produced)
+                print(text[len(printed):], end="", flush=True)
+                printed = text
+
+            model.generate(input_ids, attention_mask, generator=generator, on_step=show, **options)
+            print()
+            return
+        out = model.generate(input_ids, attention_mask, generator=generator, **options)
+        for row in out:
+            print(tokenizer.decode(row[1:]))
+
+    try:
+        if prompts is None:  # interactive
+            print(f"minit5 · {args.model} · empty line or Ctrl-D to quit")
+            while True:
+                try:
+                    prompt = input("> ")
+                except EOFError:
+                    break
+                if not prompt.strip():
+                    break
+                answer([prompt])
+            return
+        step = 1 if args.stream else max(1, args.batch_size)
+        for start in range(0, len(prompts), step):
+            answer(prompts[start:start + step])
+    except ValueError as e:  # bad generation settings, reported in one line
+        raise SystemExit(f"error: {e}")
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+
+
+if __name__ == "__main__":
+    main()
