@@ -55,8 +55,8 @@ def load(args):
         raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 10 minutes "
                          f"on a laptop) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
     try:
-        tokenizer = Tokenizer.from_pretrained(args.model)
         model = T5.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=args.device)
+        tokenizer = Tokenizer.from_pretrained(args.model)
     except (CheckpointError, TokenizerError) as e:
         raise SystemExit(f"error: {e}")
     return model, tokenizer
