@@ -1,0 +1,619 @@
+"""The trainer: T5's span-corruption pretraining, text-to-text fine-tuning, and the built-in demo.
+
+    settings ─► checks (before any work) ─► model + tokenizer ─► data ─► loop:
+        global batch (BatchSampler) ─► this process's share ─► micro-batches ─► forward/backward
+        ─► clip, optimizer step, schedule ─► log / evaluate / checkpoint
+
+One step uses one global batch of `batch_size` examples, whatever the number of processes (torchrun) and of
+gradient-accumulation micro-batches: the loss is summed over every target token of the global batch and divided
+by their total count, so the gradient is the same token-level mean Hugging Face computes for one big batch.
+
+A run lives in one folder (`--out`):
+    config.json, model.safetensors, tokenizer files   the latest model, for generate.py and transformers
+    checkpoints/step-00001000/                         a resumable checkpoint: model + trainer_state.pt
+    checkpoints/latest                                 the name of the newest complete checkpoint
+    run.json                                           the settings and model config of this run
+    metrics.jsonl, loss.png                            the log, one JSON object per line; the curve
+Checkpoints are written to a temporary folder, flushed to disk, and renamed into place, so a kill at any moment
+leaves the previous checkpoint intact; `--resume` continues bit for bit (weights, optimizer, schedule, data
+position and every random number generator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import data as D
+from .checkpoint import CheckpointError, atomic_write
+from .config import ConfigError, T5Config
+from .model import T5, Attention
+from .tokenizer import Tokenizer, TokenizerError
+
+TASKS = ("demo", "seq2seq", "span-corruption")
+OPTIMIZERS = ("adamw", "adafactor")
+SCHEDULES = ("constant", "inverse-sqrt", "cosine", "linear")
+
+
+def named_config(name: str, vocab_size: int) -> T5Config:
+    """Model shapes by name: "tiny" (the demo's), a flan-T5 size (small, base, large, xl, xxl), or a config.json."""
+    if name.endswith(".json"):
+        return T5Config.from_json_file(name)
+    if name == "tiny":  # a T5 v1.1-style model of ~2.5M parameters (byte vocabulary), trained by the demo
+        return T5Config(vocab_size=vocab_size, d_model=256, d_ff=512, d_kv=32, num_heads=8, num_layers=3,
+                        num_decoder_layers=3, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                        dropout_rate=0.0)
+    try:
+        return T5Config.flan_t5(name, vocab_size=vocab_size)
+    except ConfigError:
+        raise ConfigError(f"--config {name!r} is not a known model size; use tiny, small, base, large, xl or xxl") \
+            from None
+
+
+@dataclass
+class TrainConfig:
+    task: str = "demo"  # demo | seq2seq | span-corruption
+    data: str | None = None  # seq2seq: training pairs (.jsonl with input/target, or .tsv)
+    eval_data: str | None = None  # seq2seq: held-out pairs (default: none)
+    text: list[str] = field(default_factory=list)  # span-corruption: plain text files
+    one_document_per_file: bool = False  # span-corruption: a file is one document (default: a line is)
+    init: str | None = None  # start from these pretrained weights (folder or hub id), with their tokenizer
+    config: str = "tiny"  # without --init: a fresh model of this shape (tiny, small, base, ..., or a config.json)
+    out: str = "out/demo"
+    resume: bool = False
+    overwrite: bool = False
+    steps: int = 2000
+    batch_size: int = 64  # examples per optimizer step, over all processes and micro-batches
+    grad_accum: int = 1  # micro-batches per step (each process)
+    lr: float = 3e-3
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup: int = 100
+    weight_decay: float = 0.01
+    clip: float = 1.0  # max gradient norm (0 = off)
+    dropout: float | None = None  # override the model's dropout rate
+    dtype: str = "float32"  # float32, or bfloat16 autocast
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    device: str = "cpu"
+    seed: int = 0
+    max_input_length: int = 512
+    max_target_length: int = 128
+    inputs_length: int = 512  # span-corruption: encoder tokens per example
+    group_by_length: bool = False
+    eval_every: int = 500
+    eval_examples: int = 500  # held-out examples per evaluation
+    save_every: int = 500
+    log_every: int = 10
+    keep_checkpoints: int = 2
+
+
+class TrainError(ValueError):
+    """Settings or files that make training impossible; raised before any training starts."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks that run before anything is loaded
+# --------------------------------------------------------------------------------------------------
+def check_settings(cfg: TrainConfig, world_size: int):
+    def need(ok, message):
+        if not ok:
+            raise TrainError(message)
+    need(cfg.task in TASKS, f"--task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    need(cfg.steps >= 1, f"--steps must be at least 1, got {cfg.steps}")
+    need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
+    need(cfg.grad_accum >= 1, f"--grad-accum must be at least 1, got {cfg.grad_accum}")
+    need(cfg.batch_size >= world_size * cfg.grad_accum,
+         f"--batch-size {cfg.batch_size} is smaller than processes x --grad-accum ({world_size} x {cfg.grad_accum})")
+    need(cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be a positive number, got {cfg.lr}")
+    need(cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    need(cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
+    need(cfg.warmup >= 0, f"--warmup must be >= 0, got {cfg.warmup}")
+    need(cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}")
+    need(cfg.clip >= 0, f"--clip must be >= 0, got {cfg.clip}")
+    need(cfg.dropout is None or 0 <= cfg.dropout < 1, f"--dropout must be in [0, 1), got {cfg.dropout}")
+    need(cfg.dtype in ("float32", "bfloat16"), f"--dtype must be float32 or bfloat16, got {cfg.dtype!r}")
+    need(cfg.eval_every >= 1 and cfg.save_every >= 1 and cfg.log_every >= 1,
+         "--eval-every, --save-every and --log-every must be at least 1")
+    need(cfg.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1")
+    need(not (cfg.resume and cfg.overwrite), "--resume and --overwrite contradict each other; pass one")
+    need(cfg.device == "cpu" or cfg.device.startswith("cuda"), f"--device must be cpu or cuda, got {cfg.device!r}")
+    if cfg.device.startswith("cuda"):
+        need(torch.cuda.is_available(), "--device cuda was asked for, but torch sees no CUDA GPU")
+    if cfg.task == "seq2seq":
+        need(cfg.data is not None, "--task seq2seq needs --data FILE.jsonl (or .tsv)")
+    if cfg.task == "span-corruption":
+        need(bool(cfg.text), "--task span-corruption needs --text FILE [FILE ...]")
+    if cfg.task == "demo":
+        need(cfg.init is None, "the demo trains a fresh model on the byte tokenizer; --init is for seq2seq or "
+                               "span-corruption")
+    for path in ([cfg.data] if cfg.data else []) + ([cfg.eval_data] if cfg.eval_data else []) + list(cfg.text):
+        need(Path(path).is_file(), f"data file {path} does not exist")
+
+
+def check_out_dir(cfg: TrainConfig, settings: dict) -> str:
+    """What to do with --out: "fresh", "resume", or "done" (the same run already finished)."""
+    out = Path(cfg.out)
+    run_file = out / "run.json"
+    if not out.exists() or not any(out.iterdir()):
+        if cfg.resume:
+            raise TrainError(f"--resume: {out} holds no run to resume")
+        return "fresh"
+    if not run_file.exists():
+        if cfg.overwrite:
+            raise TrainError(f"{out} holds files that are not a minit5 run; --overwrite only replaces a minit5 run, "
+                             f"so choose another --out")
+        raise TrainError(f"{out} already holds files that are not a minit5 run; choose another --out")
+    try:
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TrainError(f"{run_file} is not valid JSON ({e}); remove {out} or choose another --out") from None
+    if cfg.overwrite:
+        shutil.rmtree(out)
+        return "fresh"
+    if previous.get("model_config") != settings["model_config"]:
+        changed = sorted(k for k in set(previous.get("model_config", {})) | set(settings["model_config"])
+                         if previous.get("model_config", {}).get(k) != settings["model_config"].get(k))
+        raise TrainError(f"{out} holds a run with another model config (differs in {', '.join(changed)}); "
+                         f"choose another --out, or --overwrite to replace it")
+    latest = latest_checkpoint(out)
+    if cfg.resume:
+        if latest is None:
+            raise TrainError(f"--resume: {out} has no complete checkpoint yet; start again with --overwrite")
+        return "resume"
+    if previous.get("settings") == settings["settings"] and latest is not None:
+        state = torch.load(latest / "trainer_state.pt", weights_only=True)
+        if state["step"] >= cfg.steps:
+            return "done"
+    raise TrainError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
+                     f"or choose another --out")
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = out / "checkpoints" / "latest"
+    if not pointer.exists():
+        return None
+    path = out / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "trainer_state.pt").exists() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Pieces: optimizer groups, schedules, loss
+# --------------------------------------------------------------------------------------------------
+def parameter_groups(model: T5, weight_decay: float):
+    """Weight decay on the matrices; none on norm weights and position-bias tables (scales and offsets)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.dim() < 2 or "position_bias" in name else decay).append(p)
+    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+
+
+def make_optimizer(cfg: TrainConfig, model: T5):
+    groups = parameter_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)  # one kernel
+    return torch.optim.Adafactor(groups, lr=cfg.lr)  # T5's own optimizer (factored second moments)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier on --lr at `step` (0-based): linear warmup, then the schedule."""
+    warmup = max(cfg.warmup, 1)
+    if cfg.schedule == "inverse-sqrt":  # T5: 1/sqrt(max(step, warmup)), scaled to reach 1 at the warmup's end
+        return min((step + 1) / warmup, math.sqrt(warmup / max(step + 1, warmup)))
+    if step < cfg.warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return max(0.0, 1 - progress)  # linear
+
+
+def summed_loss(model, batch):
+    """Sum (not mean) of token cross-entropies, and the decoder output; the caller divides by the global count."""
+    decoder_input_ids = unwrap(model).shift_right(batch["labels"])
+    logits, _ = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      decoder_input_ids=decoder_input_ids)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
+def unwrap(model) -> T5:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DistributedDataParallel
+
+
+def set_dropout(model: T5, rate: float):
+    model.config.dropout_rate = rate
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = rate
+        elif isinstance(module, Attention):
+            module.dropout = rate
+
+
+def rng_state() -> dict:
+    """Every random number generator's state, in types torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = dict(torch=torch.get_rng_state(), numpy=[kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                     gauss], python=random.getstate())
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_tree(folder: Path):
+    for path in folder.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log=print):
+        self.cfg, self.log = cfg, log
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+        check_settings(cfg, self.world_size)
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+        if cfg.device.startswith("cuda"):
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            cfg.device = f"cuda:{local_rank}" if self.world_size > 1 else cfg.device
+        self.device = torch.device(cfg.device)
+
+        # tokenizer and model config first: cheap, and enough to check the output folder
+        try:
+            self.tokenizer = Tokenizer.from_pretrained(cfg.init) if cfg.init else Tokenizer.byte_level()
+            if cfg.init:
+                model_config = T5Config.from_json_file(_resolve(cfg.init) / "config.json")
+            else:
+                model_config = named_config(cfg.config, self.tokenizer.vocab_size)
+        except (CheckpointError, TokenizerError, ConfigError) as e:
+            raise TrainError(str(e)) from None
+        if cfg.dropout is not None:
+            model_config.dropout_rate = cfg.dropout
+        if self.tokenizer.vocab_size > model_config.vocab_size:
+            raise TrainError(f"the tokenizer has {self.tokenizer.vocab_size} ids but the model only "
+                             f"{model_config.vocab_size} embedding rows")
+        settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+                    if k not in ("resume", "overwrite", "steps", "eval_every", "save_every", "log_every",
+                                 "keep_checkpoints", "device", "compile")}
+        self.run_info = dict(settings=settings, model_config=model_config.to_dict())
+        self.mode = check_out_dir(cfg, self.run_info) if self.is_main else None
+        if self.world_size > 1:  # every process follows rank 0's decision
+            decision = [self.mode]
+            dist.broadcast_object_list(decision, src=0)
+            self.mode = decision[0]
+        if self.mode == "done":
+            return
+
+        self.train_set, self.eval_set, self.eval_pairs, data_notes = self._load_data()
+        for note in data_notes:
+            self._log(note)
+
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        if self.mode == "resume":
+            source = latest_checkpoint(Path(cfg.out))
+            model = T5.from_pretrained(source, device=self.device)
+        elif cfg.init:
+            model = T5.from_pretrained(cfg.init, device=self.device)
+        else:
+            model = T5(model_config).to(self.device)
+        if cfg.dropout is not None:
+            set_dropout(model, cfg.dropout)
+        model.train()
+        model.set_gradient_checkpointing(cfg.gradient_checkpointing)
+        self.model = model
+        self.optimizer = make_optimizer(cfg, model)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        lengths = D.example_lengths(self.train_set) if cfg.group_by_length else None
+        try:
+            self.sampler = D.BatchSampler(len(self.train_set), cfg.batch_size, cfg.seed, lengths=lengths)
+        except D.DataError as e:
+            raise TrainError(str(e)) from None
+        self.step = 0
+        if self.mode == "resume":
+            self._load_trainer_state(source)
+        self.wrapped = model
+        if self.world_size > 1:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.wrapped = torch.compile(self.wrapped)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _load_data(self):
+        cfg, tok = self.cfg, self.tokenizer
+        notes, eval_pairs = [], None
+        try:
+            if cfg.task == "demo":
+                train_pairs, eval_pairs = D.demo_tasks(cfg.seed)
+                train, stats = D.tokenize_pairs(train_pairs, tok, cfg.max_input_length, cfg.max_target_length)
+                evaluation, _ = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length, cfg.max_target_length)
+                notes.append(f"demo data: {len(train)} training pairs, {len(evaluation)} held-out pairs")
+            elif cfg.task == "seq2seq":
+                train, stats = D.load_pairs(cfg.data, tok, cfg.max_input_length, cfg.max_target_length)
+                notes.append(f"{cfg.data}: {stats.summary()}")
+                evaluation = None
+                if cfg.eval_data:
+                    eval_pairs = D.read_pairs(cfg.eval_data)
+                    evaluation, eval_stats = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length,
+                                                              cfg.max_target_length)
+                    notes.append(f"{cfg.eval_data}: {eval_stats.summary()}")
+            else:
+                full = D.span_corruption_dataset(cfg.text, tok, cfg.inputs_length, seed=cfg.seed,
+                                                 one_document_per_file=cfg.one_document_per_file)
+                held_out = min(len(full) // 20, cfg.eval_examples) if len(full) >= 20 else 0
+                train = _Subset(full, range(held_out, len(full)))  # the first chunks are held out
+                evaluation = _Subset(full, range(held_out)) if held_out else None
+                notes.append(f"span corruption: {len(full)} chunks of {full.raw_length} tokens "
+                             f"({held_out} held out for evaluation)")
+        except D.DataError as e:
+            raise TrainError(str(e)) from None
+        if eval_pairs is not None and evaluation is not None:
+            limit = min(len(evaluation), cfg.eval_examples)
+            evaluation, eval_pairs = evaluation[:limit], eval_pairs[:limit]
+        return train, evaluation, eval_pairs, notes
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _trainer_state(self) -> dict:
+        return dict(step=self.step, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                    sampler=self.sampler.state_dict(), rng=rng_state(), world_size=self.world_size)
+
+    def _load_trainer_state(self, folder: Path):
+        state = torch.load(folder / "trainer_state.pt", weights_only=True, map_location="cpu")
+        self.step = state["step"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.sampler.load_state_dict(state["sampler"])
+        except D.DataError as e:
+            raise TrainError(f"--resume: {e}") from None
+        set_rng_state(state["rng"])
+        self._log(f"resumed from {folder} at step {self.step}")
+
+    def save_checkpoint(self):
+        if not self.is_main:
+            return
+        out = Path(self.cfg.out)
+        checkpoints = out / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        name = f"step-{self.step:08d}"
+        tmp = checkpoints / f".tmp-{name}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        torch.save(self._trainer_state(), tmp / "trainer_state.pt")
+        _fsync_tree(tmp)
+        final = checkpoints / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # the checkpoint appears whole, or not at all
+        atomic_write(checkpoints / "latest", lambda p: p.write_text(name + "\n"))
+        # Publish the model at the top of --out for generate.py: hard links to the checkpoint's files (no
+        # second copy on disk), each renamed into place.
+        for file in final.iterdir():
+            if file.name != "trainer_state.pt":
+                link = out / f".{file.name}.tmp"
+                try:
+                    os.link(file, link)
+                except OSError:
+                    shutil.copy2(file, link)
+                os.replace(link, out / file.name)
+        kept = sorted(p for p in checkpoints.iterdir() if p.is_dir() and p.name.startswith("step-"))
+        for old in kept[:-self.cfg.keep_checkpoints]:
+            shutil.rmtree(old)
+
+    # -- logging ------------------------------------------------------------------------------------
+    def _log(self, message: str):
+        if self.is_main:
+            self.log(message)
+
+    def _record(self, entry: dict):
+        if self.is_main:
+            with open(Path(self.cfg.out) / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out loss and, for text-to-text data, exact match of greedy answers (rank 0 only)."""
+        if self.eval_set is None or not self.is_main:
+            return {}
+        model, cfg = self.model, self.cfg
+        was_training = model.training
+        model.eval()
+        total, tokens, correct = 0.0, 0, 0
+        examples = self.eval_set if isinstance(self.eval_set, list) else \
+            D.fetch(self.eval_set.dataset, list(self.eval_set.indices), 0)
+        for start in range(0, len(examples), 64):
+            chunk = examples[start:start + 64]
+            batch = {k: v.to(self.device) for k, v in D.collate(chunk, self.tokenizer.pad_id).items()}
+            with self._autocast():
+                total += summed_loss(model, batch).item()
+            tokens += int((batch["labels"] != -100).sum())
+            if self.eval_pairs is not None:
+                longest = max(len(labels) for _, labels in chunk)
+                # fast=False: the fast path re-lays out weights in memory, which would change later training
+                # arithmetic and break bit-exact resume.
+                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest, fast=False)
+                for row, (_, target) in zip(out, self.eval_pairs[start:start + 64]):
+                    correct += self.tokenizer.decode(row[1:]).strip() == target.strip()
+        model.train(was_training)
+        result = {"eval_loss": total / max(tokens, 1)}
+        if self.eval_pairs is not None:
+            result["exact_match"] = correct / len(examples)
+        return result
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.dtype == "bfloat16")
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def train(self) -> dict:
+        cfg = self.cfg
+        if self.mode == "done":
+            self._log(f"{cfg.out} already holds this run, finished at step {cfg.steps}; nothing to do "
+                      f"(--overwrite starts again)")
+            return {}
+        out = Path(cfg.out)
+        if self.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out / "run.json", lambda p: p.write_text(json.dumps(self.run_info, indent=2) + "\n"))
+            self._log(f"model: {self.model.num_parameters():,} parameters · {self.world_size} process(es) · "
+                      f"{cfg.batch_size} examples per step · {cfg.steps} steps · out: {out}")
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True,
+                   desc="train")
+        last_eval, window_tokens, window_start = {}, 0, time.perf_counter()
+        while self.step < cfg.steps:
+            loss, step_tokens = self.train_step()
+            self.step += 1
+            window_tokens += step_tokens
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                elapsed = time.perf_counter() - window_start
+                entry = dict(step=self.step, loss=round(loss, 6), lr=self.scheduler.get_last_lr()[0],
+                             tokens_per_s=round(window_tokens / max(elapsed, 1e-9), 1))
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tok_s=f"{entry['tokens_per_s']:.0f}")
+                self._record(entry)
+                window_tokens, window_start = 0, time.perf_counter()
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                last_eval = self.evaluate()
+                if last_eval:
+                    self._record(dict(step=self.step, **{k: round(v, 6) for k, v in last_eval.items()}))
+                    bar.write("step {}: {}".format(self.step, ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items())))
+            if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+            if self.world_size > 1:
+                dist.barrier()
+            if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0:
+                window_start = time.perf_counter()  # tokens/s measures training, not evaluation or saving
+        bar.close()
+        if self.is_main:
+            plot_metrics(out)
+        return last_eval
+
+    def train_step(self) -> tuple[float, int]:
+        """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen)."""
+        cfg = self.cfg
+        batch = next(self.sampler)
+        mine = D.shard(batch.indices, self.rank, self.world_size)
+        examples = D.fetch(self.train_set, mine, batch.epoch)
+        counts = torch.tensor([sum(len(labels) for _, labels in examples),
+                               sum(len(src) + len(labels) for src, labels in examples)], dtype=torch.float64)
+        if self.world_size > 1:
+            dist.all_reduce(counts)
+        target_tokens, all_tokens = counts.tolist()
+        scale = self.world_size / target_tokens  # DDP averages gradients over processes; undo that
+        micro = np.array_split(np.arange(len(examples)), cfg.grad_accum)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        for j, rows in enumerate(micro):
+            if len(rows) == 0:
+                continue
+            batch_tensors = {k: v.to(self.device) for k, v in
+                             D.collate([examples[r] for r in rows], self.tokenizer.pad_id).items()}
+            last = j == len(micro) - 1
+            sync = self.wrapped.no_sync() if (self.world_size > 1 and not last) else _nullcontext()
+            with sync:
+                with self._autocast():
+                    loss = summed_loss(self.wrapped, batch_tensors)
+                (loss * scale).backward()
+            loss_sum += loss.detach().double().cpu()
+        if self.world_size > 1:
+            dist.all_reduce(loss_sum)
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum.item() / target_tokens, int(all_tokens)
+
+
+class _Subset:
+    """Some of a SpanCorruptionDataset's chunks, keeping its example(index, epoch) interface."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def example(self, index, epoch):
+        return self.dataset.example(self.indices[index], epoch)
+
+    def lengths(self):
+        lengths = self.dataset.lengths()
+        return [lengths[i] for i in self.indices]
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _resolve(name_or_path) -> Path:
+    from .checkpoint import resolve_path
+    return resolve_path(name_or_path)
+
+
+def plot_metrics(out: Path):
+    """loss.png from metrics.jsonl, when matplotlib is installed (an optional dependency)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="training loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy per target token")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=120)
+    plt.close(fig)

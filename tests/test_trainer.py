@@ -1,0 +1,254 @@
+"""The trainer on tiny models: exact resume after SIGKILL, torchrun with 2 processes against one, the objectives,
+the schedules, and clear errors before training starts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from minit5 import T5, T5Config
+from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train_files")
+    config = T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, num_decoder_layers=2,
+                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0)
+    config.save(folder / "tiny.json")
+    words = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "ocean", "piano", "robot"]
+    with open(folder / "pairs.jsonl", "w") as f:
+        for i in range(96):
+            w = words[i % len(words)] + str(i)
+            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
+    with open(folder / "dev.jsonl", "w") as f:
+        for w in words[:8]:
+            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
+    (folder / "corpus.txt").write_text("\n".join(f"The {w} number {i} sat quietly by the {words[(i * 7) % 10]} "
+                                                 f"while the wind moved." for i, w in enumerate(words * 6)))
+    return folder
+
+
+def settings(files, out, **overrides):
+    base = dict(task="seq2seq", data=str(files / "pairs.jsonl"), config=str(files / "tiny.json"), out=str(out),
+                steps=6, batch_size=8, lr=3e-3, warmup=2, eval_every=1000, save_every=1000, log_every=1,
+                eval_examples=8)
+    base.update(overrides)
+    return base
+
+
+def cli(args: dict) -> list[str]:
+    out = []
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [flag, *map(str, value)]
+        elif value is not None and value is not False:
+            out += [flag, str(value)]
+    return out
+
+
+def losses(out) -> dict:
+    rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def run_in_process(files, out, **overrides):
+    trainer = Trainer(TrainConfig(**settings(files, out, **overrides)), log=lambda m: None)
+    return trainer, trainer.train()
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def test_sigkill_then_resume_is_bit_identical_to_a_straight_run(files, tmp_path):
+    steps, half = 40, 20
+    straight = tmp_path / "straight"
+    run_in_process(files, straight, steps=steps, save_every=half)
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "train.py"), *cli(settings(files, killed, steps=steps, save_every=half))]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = killed / "metrics.jsonl", time.time() + 120
+    while time.time() < deadline and child.poll() is None:
+        if metrics.exists() and max(losses(killed) or {0: 0}) > half:  # past the checkpoint, mid-run
+            break
+        time.sleep(0.002)
+    assert child.poll() is None, "the run ended before it could be killed; the test needs a slower run"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert (killed / "checkpoints" / "latest").read_text().strip() == f"step-{half:08d}"
+    assert not (killed / "checkpoints" / f"step-{steps:08d}").exists()
+
+    resumed = subprocess.run([sys.executable, str(ROOT / "train.py"),
+                              *cli(settings(files, killed, steps=steps, save_every=half, resume=True))],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # and the losses logged after the resume are those of the straight run
+    assert all(losses(killed)[s] == losses(straight)[s] for s in range(half + 1, steps + 1))
+
+
+def test_resume_refuses_a_different_model_config(files, tmp_path):
+    run_in_process(files, tmp_path, steps=2)
+    other = T5Config.from_json_file(files / "tiny.json")
+    other.d_ff = 96
+    other.save(tmp_path.parent / "other.json")
+    with pytest.raises(TrainError, match=r"another model config \(differs in d_ff\)"):
+        Trainer(TrainConfig(**settings(files, tmp_path, steps=4, resume=True,
+                                       config=str(tmp_path.parent / "other.json"))))
+
+
+def test_finished_run_is_not_redone_and_unfinished_needs_resume(files, tmp_path):
+    run_in_process(files, tmp_path, steps=2)
+    trainer, result = run_in_process(files, tmp_path, steps=2)
+    assert trainer.mode == "done" and result == {}
+    with pytest.raises(TrainError, match="already holds a run; pass --resume"):
+        Trainer(TrainConfig(**settings(files, tmp_path, steps=4, lr=1e-3)))
+    trainer, _ = run_in_process(files, tmp_path, steps=4, resume=True)
+    assert trainer.step == 4
+
+
+# ---------------------------------------------------------------------------------------------- torchrun
+def test_two_processes_match_one(files, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo on CPU) gives the single-process loss curve for the same global batch."""
+    single = tmp_path / "single"
+    run_in_process(files, single, steps=5)
+    double = tmp_path / "double"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", str(29500 + os.getpid() % 1000), str(ROOT / "train.py"),
+                             *cli(settings(files, double, steps=5))],
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = losses(single), losses(double)
+    assert sorted(one) == sorted(two) == [1, 2, 3, 4, 5]
+    for step in one:
+        assert abs(one[step] - two[step]) <= 1e-5, (step, one[step], two[step])
+    # rank 0 alone wrote the checkpoint and the log
+    assert len((double / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+def test_gradient_accumulation_gives_the_same_steps(files, tmp_path):
+    run_in_process(files, tmp_path / "a", steps=4)
+    run_in_process(files, tmp_path / "b", steps=4, grad_accum=4)
+    a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert all(abs(a[s] - b[s]) <= 1e-5 for s in a)
+
+
+# ---------------------------------------------------------------------------------------------- objectives
+def test_seq2seq_learns_and_saves_a_model_transformers_loads(files, tmp_path):
+    trainer, result = run_in_process(files, tmp_path, steps=30, eval_data=str(files / "dev.jsonl"), eval_every=30)
+    curve = losses(tmp_path)
+    assert curve[30] < 0.6 * curve[1]
+    assert set(result) == {"eval_loss", "exact_match"} and 0 <= result["exact_match"] <= 1
+    from transformers import T5ForConditionalGeneration
+    hf = T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    ours = T5.from_pretrained(tmp_path)
+    ids = torch.tensor([[50, 60, 70, 1]])
+    with torch.no_grad():
+        diff = (hf(input_ids=ids, decoder_input_ids=ids, use_cache=False).logits - ours(ids, decoder_input_ids=ids)[0])
+    assert diff.abs().max().item() <= 1e-4
+    assert (tmp_path / "tokenizer_config.json").exists() and (tmp_path / "run.json").exists()
+
+
+def test_span_corruption_trains(files, tmp_path):
+    trainer, result = run_in_process(files, tmp_path, task="span-corruption", data=None,
+                                     text=[str(files / "corpus.txt")], inputs_length=32, steps=8, eval_every=8)
+    curve = losses(tmp_path)
+    assert curve[8] < curve[1]
+    assert "eval_loss" in result and "exact_match" not in result
+
+
+@pytest.mark.parametrize("overrides", [dict(optimizer="adafactor", lr=1e-2), dict(dtype="bfloat16"),
+                                       dict(gradient_checkpointing=True), dict(schedule="inverse-sqrt"),
+                                       dict(group_by_length=True)])
+def test_options_run_and_learn(files, tmp_path, overrides):
+    run_in_process(files, tmp_path, steps=8, **overrides)
+    curve = losses(tmp_path)
+    assert curve[8] < curve[1], overrides
+
+
+def test_gradient_checkpointing_changes_nothing(files, tmp_path):
+    run_in_process(files, tmp_path / "plain", steps=3)
+    run_in_process(files, tmp_path / "ckpt", steps=3, gradient_checkpointing=True)
+    assert losses(tmp_path / "plain") == losses(tmp_path / "ckpt")
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def test_schedules():
+    cfg = TrainConfig(steps=100, warmup=10, schedule="cosine")
+    assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(55, cfg) == pytest.approx(0.5)
+    assert lr_factor(100, cfg) == pytest.approx(0.0, abs=1e-12)
+    cfg.schedule = "linear"
+    assert lr_factor(55, cfg) == pytest.approx(0.5)
+    cfg.schedule = "constant"
+    assert lr_factor(99, cfg) == 1.0
+    cfg.schedule = "inverse-sqrt"  # T5: 1/sqrt(max(step, warmup)), normalised to 1 at the end of warmup
+    assert lr_factor(9, cfg) == pytest.approx(1.0) and lr_factor(39, cfg) == pytest.approx(0.5)
+
+
+def test_weight_decay_skips_norms_and_position_biases():
+    model = T5(T5Config(vocab_size=40, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False))
+    decay, no_decay = parameter_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.dim() == 2 and "position_bias" not in names[id(p)] for p in decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} == {
+        n for n, p in model.named_parameters() if "norm" in n or "position_bias" in n}
+
+
+# ---------------------------------------------------------------------------------------------- bad settings
+@pytest.mark.parametrize("overrides,message", [
+    (dict(batch_size=0), "--batch-size must be at least 1"),
+    (dict(lr=0.0), "--lr must be a positive number"),
+    (dict(lr=-1e-3), "--lr must be a positive number"),
+    (dict(steps=0), "--steps must be at least 1"),
+    (dict(optimizer="sgd"), "--optimizer must be one of adamw, adafactor"),
+    (dict(schedule="wobbly"), "--schedule must be one of"),
+    (dict(data=None), "--task seq2seq needs --data"),
+    (dict(data="/nonexistent/pairs.jsonl"), "data file /nonexistent/pairs.jsonl does not exist"),
+    (dict(task="span-corruption", data=None), "--task span-corruption needs --text"),
+    (dict(task="demo", init="some/model"), "the demo trains a fresh model"),
+    (dict(config="huge"), "--config 'huge' is not a known model size"),
+    (dict(dtype="float16"), "--dtype must be float32 or bfloat16"),
+    (dict(resume=True), "holds no run to resume"),
+])
+def test_bad_settings_fail_before_training(files, tmp_path, overrides, message):
+    with pytest.raises(TrainError, match=message):
+        Trainer(TrainConfig(**settings(files, tmp_path / "out", **overrides)))
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+
+def test_out_dir_with_unrelated_files(files, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(TrainError, match="already holds files that are not a minit5 run"):
+        Trainer(TrainConfig(**settings(files, tmp_path)))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_malformed_jsonl_names_file_and_line(files, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a", "target": "b"}\n{"input": "c", "target": \n')
+    with pytest.raises(TrainError, match=r"bad.jsonl:2"):
+        Trainer(TrainConfig(**settings(files, tmp_path / "out", data=str(bad))))
+
+
+def test_command_line_errors_are_one_line(files, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--batch-size", "0", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: --batch-size must be at least 1, got 0"

@@ -1,0 +1,67 @@
+"""Train a T5:  python train.py            the built-in demo (a tiny model, ~10 minutes on a laptop CPU)
+
+    python train.py --task seq2seq --data train.jsonl --eval-data dev.jsonl --init google/flan-t5-small --out out/ft
+    python train.py --task span-corruption --text corpus.txt --config small --out out/pretrain
+    torchrun --nproc_per_node 2 train.py ...       the same, on several processes (DistributedDataParallel)
+    python train.py --resume                       continue the run in --out where it stopped
+
+Every option is a field of minit5.trainer.TrainConfig; see docs/training.md.
+"""
+
+import argparse
+import dataclasses
+import sys
+
+from minit5.trainer import OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
+
+HELP = {
+    "task": f"what to train on: {', '.join(TASKS)}",
+    "data": "seq2seq training pairs: .jsonl with input/target fields, or .tsv",
+    "eval_data": "seq2seq held-out pairs (same formats)",
+    "text": "span-corruption text files (one document per line)",
+    "init": "start from pretrained weights and their tokenizer (folder or hub id)",
+    "config": "without --init, a fresh model of this shape: tiny, small, base, large, xl, xxl, or a config.json",
+    "out": "run folder: checkpoints, the latest model, metrics",
+    "optimizer": f"{', '.join(OPTIMIZERS)}",
+    "schedule": f"{', '.join(SCHEDULES)} (after --warmup steps of linear warmup)",
+    "batch_size": "examples per optimizer step, over all processes",
+    "dtype": "float32, or bfloat16 autocast",
+}
+
+
+def parse_args(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action="store_true", help=HELP.get(f.name))
+        elif f.name == "text":
+            p.add_argument(flag, nargs="+", default=default, help=HELP.get(f.name))
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+            if f.name == "dropout":
+                kind = float
+            p.add_argument(flag, type=kind, default=default,
+                           help=(HELP.get(f.name, "") + f" (default: {default})").strip())
+    return TrainConfig(**vars(p.parse_args(argv)))
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    from minit5.trainer import Trainer, TrainError
+    try:
+        trainer = Trainer(cfg)
+        result = trainer.train()
+    except TrainError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if result and trainer.is_main:
+        print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        if cfg.task == "demo":
+            print(f'now ask it: python generate.py --model {cfg.out} "Where is Ganymede?"')
+
+
+if __name__ == "__main__":
+    main()
