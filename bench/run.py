@@ -1,0 +1,330 @@
+"""minit5 against Hugging Face transformers, side by side, on the same random weights, threads and inputs.
+
+    python bench/run.py                    flan-T5-small shape, 2 threads, everything (~8 minutes on 2 cores)
+    python bench/run.py --size base        another shape
+    python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
+    python bench/run.py --device cuda      on a GPU (bf16 and fp32)
+
+Each figure is the median of several timed repetitions after a warm-up. The result is the ratio minit5 / HF
+(higher is better for speeds, lower for memory and time); absolute figures are context, as machines are noisy.
+The table goes to stdout, everything to bench/results/<size>-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minit5 import T5, T5Config  # noqa: E402
+from minit5.fast import prepare  # noqa: E402
+
+SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load")
+
+
+def fast_bf16_cpu() -> bool:
+    """True when the CPU has bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 training is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def median_time(fn, reps: int, warmup: int = 1, sync=lambda: None) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.device = torch.device(args.device)
+        self.sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        self.rows = []
+        self.folder = Path(tempfile.mkdtemp(prefix="minit5-bench-"))
+        from transformers import T5Config as HFConfig, T5ForConditionalGeneration
+        self.HF = T5ForConditionalGeneration
+        config = T5Config.flan_t5(args.size)
+        torch.manual_seed(0)
+        hf_config = HFConfig(vocab_size=config.vocab_size, d_model=config.d_model, d_ff=config.d_ff,
+                             d_kv=config.d_kv, num_heads=config.num_heads, num_layers=config.num_layers,
+                             feed_forward_proj="gated-gelu", decoder_start_token_id=0, tie_word_embeddings=False)
+        hf = self.HF(hf_config)  # transformers' init, then an untied head as in flan-T5
+        hf.lm_head.weight = torch.nn.Parameter(torch.randn_like(hf.lm_head.weight) * config.d_model ** -0.5)
+        hf.save_pretrained(self.folder)
+        raw = json.loads((self.folder / "config.json").read_text())
+        raw.pop("scale_decoder_outputs", None)
+        raw["tie_word_embeddings"] = False
+        (self.folder / "config.json").write_text(json.dumps(raw))
+        del hf
+        self.config = config
+        self.checkpoint_bytes = (self.folder / "model.safetensors").stat().st_size
+
+    def models(self, dtype):
+        hf = self.HF.from_pretrained(self.folder, dtype=dtype).to(self.device).eval()
+        ours = T5.from_pretrained(self.folder, dtype=dtype, device=self.device)
+        return hf, ours
+
+    def add(self, name, unit, hf_value, ours_value, higher_is_better=True, extra=None):
+        ratio = ours_value / hf_value if higher_is_better else hf_value / ours_value
+        row = dict(name=name, unit=unit, hf=hf_value, minit5=ours_value, ratio=ratio,
+                   higher_is_better=higher_is_better, **(extra or {}))
+        self.rows.append(row)
+        note = "  " + ", ".join(f"{k} {v}" for k, v in (extra or {}).items()) if extra else ""
+        print(f"{name:<44} {hf_value:>10.2f} {ours_value:>10.2f} {unit:<10} x{ratio:5.2f}{note}", flush=True)
+
+    def prompts(self, batch, length, seed=0, mixed=False):
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randint(3, 32000, (batch, length), generator=g)
+        mask = torch.ones(batch, length, dtype=torch.long)
+        if mixed:  # right padding to lengths spread between length/4 and length
+            for row in range(batch):
+                keep = length // 4 + (row * (length - length // 4)) // max(batch - 1, 1)
+                ids[row, keep:] = 0
+                mask[row, keep:] = 0
+        return ids.to(self.device), mask.to(self.device)
+
+    # ---------------------------------------------------------------------------------- decoding
+    def generate_pair(self, name, dtype, batch, prompt_len, new_tokens, num_beams, mixed=False, reps=3):
+        hf, ours = self.models(dtype)
+        ids, mask = self.prompts(batch, prompt_len, mixed=mixed)
+        # EOS is blocked (min_new_tokens = max_new_tokens) so both produce exactly new_tokens per row
+        kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=num_beams)
+        with torch.no_grad():
+            t_hf = median_time(lambda: hf.generate(input_ids=ids, attention_mask=mask, do_sample=False, **kw),
+                               reps, sync=self.sync)
+            t_ours = median_time(lambda: ours.generate(ids, mask, **kw), reps, sync=self.sync)
+        steps = new_tokens * (batch if num_beams == 1 else 1)
+        unit = "tokens/s" if num_beams == 1 else "steps/s"
+        return hf, ours, steps / t_hf, steps / t_ours, unit
+
+    def bound(self, ours, rows=1, reps=5):
+        """The decode step's matrix products alone, with minit5's weights and kernels: the weight-streaming bound."""
+        weights = prepare(ours)
+        mats = [w for layer in weights.layers for key, w in layer.items() if key != "cross_kv"] + [weights.lm_head]
+        xs = {m.shape[1]: torch.randn(rows, 1, m.shape[1], dtype=m.dtype, device=self.device) for m in mats}
+
+        def products():
+            for m in mats:
+                F.linear(xs[m.shape[1]], m)
+        with torch.no_grad():
+            return 1.0 / median_time(lambda: [products() for _ in range(10)], reps, sync=self.sync) * 10
+
+    def decode(self):
+        for dtype in self.dtypes:
+            name = f"greedy batch 1, 64 new tokens, {str(dtype)[6:]}"
+            hf, ours, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 64, 1)
+            bound = self.bound(ours)
+            self.add(name, unit, r_hf, r_ours, extra={"bound_steps_s": round(bound, 1),
+                                                      "of_bound": round(r_ours / bound, 3)})
+
+    def batch(self):
+        for dtype in self.dtypes:
+            name = f"greedy batch 16 mixed prompts, 32 new, {str(dtype)[6:]}"
+            _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 16, 48, 32, 1, mixed=True)
+            self.add(name, unit, r_hf, r_ours)
+
+    def beam(self):
+        for dtype in self.dtypes:
+            name = f"beam search 4 beams, batch 1, 32 steps, {str(dtype)[6:]}"
+            _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 32, 4)
+            self.add(name, unit, r_hf, r_ours)
+
+    # ---------------------------------------------------------------------------------- encoder
+    def encoder(self):
+        for dtype in self.dtypes:
+            hf, ours = self.models(dtype)
+            ids, mask = self.prompts(8, 512)
+            with torch.no_grad():
+                t_hf = median_time(lambda: hf.get_encoder()(input_ids=ids, attention_mask=mask), 3, sync=self.sync)
+                t_ours = median_time(lambda: ours.encode(ids, mask), 3, sync=self.sync)
+            self.add(f"encoder forward 8 x 512, {str(dtype)[6:]}", "tokens/s", 8 * 512 / t_hf, 8 * 512 / t_ours)
+
+    # ---------------------------------------------------------------------------------- training
+    def train_flops(self, batch, src, tgt):
+        """Model FLOPs of one training step (forward + backward = 3x forward), matrix products only."""
+        c = self.config
+        d, inner, ff, heads, dh = c.d_model, c.inner_dim, c.d_ff, c.num_heads, c.d_kv
+        ffn = (3 if c.is_gated else 2) * d * ff
+        enc = c.num_layers * (4 * d * inner + ffn) * src + c.num_layers * 2 * heads * src * src * dh
+        dec = c.num_decoder_layers * (4 * d * inner + 2 * d * inner + ffn) * tgt  # self q,k,v,o + cross q,o
+        dec += c.num_decoder_layers * 2 * d * inner * src  # cross k, v over the encoder output
+        dec += c.num_decoder_layers * 2 * heads * (tgt * tgt + tgt * src) * dh
+        head = d * c.vocab_size * tgt
+        return 3 * 2 * batch * (enc + dec + head)
+
+    def matmul_peak(self):
+        n = 2048
+        a = torch.randn(n, n, device=self.device)
+        b = torch.randn(n, n, device=self.device)
+        t = median_time(lambda: a @ b, 5, warmup=2, sync=self.sync)
+        return 2 * n ** 3 / t
+
+    def train(self):
+        batch, src, tgt = 8, 512, 114
+        ids, mask = self.prompts(batch, src)
+        labels = torch.randint(3, 32000, (batch, tgt), generator=torch.Generator().manual_seed(1)).to(self.device)
+        peak = self.matmul_peak()
+        flops = self.train_flops(batch, src, tgt)
+        for autocast in ([False, True] if self.device.type == "cuda" or self.args.bf16_train or fast_bf16_cpu()
+                         else [False]):
+            hf, ours = self.models(torch.float32)
+            hf.train()
+            ours.train()
+            results = {}
+            for name, model, call in (
+                    ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
+                    ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
+                # fused AdamW: transformers' Trainer default (adamw_torch_fused) and minit5's trainer's
+                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+
+                def step():
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                        loss = call(model)
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                results[name] = median_time(step, 3, warmup=1, sync=self.sync)
+            tokens = batch * (src + tgt)
+            label = "bf16 autocast" if autocast else "fp32"
+            self.add(f"training step 8 x (512 + 114), {label}", "tokens/s", tokens / results["hf"],
+                     tokens / results["minit5"],
+                     extra={"mfu_hf": round(flops / results["hf"] / peak, 3),
+                            "mfu_minit5": round(flops / results["minit5"] / peak, 3),
+                            "matmul_peak_gflops": round(peak / 1e9, 1)})
+
+    # ---------------------------------------------------------------------------------- memory and loading
+    def fresh_process(self, code: str) -> dict:
+        script = textwrap.dedent(f"""
+            import json, sys, time, torch
+            sys.path.insert(0, {str(ROOT)!r})
+            torch.set_num_threads({self.args.threads})
+            def status_mb(field):
+                line = next(l for l in open('/proc/self/status') if l.startswith(field + ':'))
+                return int(line.split()[1]) / 1024
+            import minit5, transformers
+            from transformers import T5ForConditionalGeneration
+            from minit5 import T5
+            folder = {str(self.folder)!r}
+        """) + textwrap.dedent(code)
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                             env={**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def memory(self):
+        train_code = """
+            which = sys.argv[1] if len(sys.argv) > 1 else None
+            def run(which):
+                torch.manual_seed(0)
+                ids = torch.randint(3, 32000, (8, 512)); labels = torch.randint(3, 32000, (8, 114))
+                if which == "hf":
+                    model = T5ForConditionalGeneration.from_pretrained(folder).train()
+                    loss = lambda: model(input_ids=ids, labels=labels).loss
+                else:
+                    model = T5.from_pretrained(folder).train()
+                    loss = lambda: model(ids, labels=labels)[1]
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+                before = status_mb('VmRSS')
+                for _ in range(2):
+                    loss().backward(); opt.step(); opt.zero_grad(set_to_none=True)
+                return status_mb('VmHWM') - before
+        """
+        results = {}
+        for which in ("hf", "minit5"):
+            results[which] = self.fresh_process(train_code + f"\nprint(json.dumps(run({which!r})))\n")
+        self.add("training step peak memory above the loaded model", "MB", results["hf"], results["minit5"],
+                 higher_is_better=False)
+        load_code = """
+            def run(which):
+                before = status_mb('VmRSS'); start = time.perf_counter()
+                if which == "hf":
+                    model = T5ForConditionalGeneration.from_pretrained(folder)
+                else:
+                    model = T5.from_pretrained(folder)
+                seconds = time.perf_counter() - start
+                return dict(peak=status_mb('VmHWM') - before, seconds=seconds)
+        """
+        results = {w: self.fresh_process(load_code + f"\nprint(json.dumps(run({w!r})))\n") for w in ("hf", "minit5")}
+        size_mb = self.checkpoint_bytes / 2 ** 20
+        self.add("checkpoint load peak memory (fp32)", "MB", results["hf"]["peak"], results["minit5"]["peak"],
+                 higher_is_better=False, extra={"checkpoint_mb": round(size_mb, 1),
+                                                "minit5_of_checkpoint": round(results["minit5"]["peak"] / size_mb, 3)})
+        self.load_seconds = {w: r["seconds"] for w, r in results.items()}
+
+    def load(self):
+        code = """
+            def run(which):
+                times = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    if which == "hf":
+                        T5ForConditionalGeneration.from_pretrained(folder)
+                    else:
+                        T5.from_pretrained(folder)
+                    times.append(time.perf_counter() - start)
+                return sorted(times)[1]
+        """
+        results = {w: self.fresh_process(code + f"\nprint(json.dumps(run({w!r})))\n") for w in ("hf", "minit5")}
+        self.add("checkpoint load time (fp32, warm file cache)", "s", results["hf"], results["minit5"],
+                 higher_is_better=False)
+
+    # ----------------------------------------------------------------------------------
+    def run(self, sections):
+        self.dtypes = [torch.float32, torch.bfloat16]
+        print(f"{'':<44} {'HF':>10} {'minit5':>10} {'unit':<10} ratio", flush=True)
+        for section in sections:
+            getattr(self, section)()
+        return self.rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="small", choices=["small", "base", "large", "xl", "xxl"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
+    p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    import transformers
+    transformers.logging.set_verbosity_error()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    started = time.time()
+    bench = Bench(args)
+    rows = bench.run(args.only)
+    info = dict(size=args.size, device=args.device, threads=args.threads, torch=torch.__version__,
+                transformers=transformers.__version__, cpu=platform.processor() or platform.machine(),
+                cpu_count=os.cpu_count(), seconds=round(time.time() - started, 1),
+                date=time.strftime("%Y-%m-%d"))
+    out = Path(args.out or ROOT / "bench" / "results" / f"{args.size}-{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(info=info, rows=rows), indent=2) + "\n")
+    print(f"\n{info['seconds']} s; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
