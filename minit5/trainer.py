@@ -51,8 +51,8 @@ def named_config(name: str, vocab_size: int) -> T5Config:
     """Model shapes by name: "tiny" (the demo's), a flan-T5 size (small, base, large, xl, xxl), or a config.json."""
     if name.endswith(".json"):
         return T5Config.from_json_file(name)
-    if name == "tiny":  # a T5 v1.1-style model of ~2.5M parameters (byte vocabulary), trained by the demo
-        return T5Config(vocab_size=vocab_size, d_model=256, d_ff=512, d_kv=32, num_heads=8, num_layers=3,
+    if name == "tiny":  # a T5 v1.1-style model of 1.3M parameters (byte vocabulary), trained by the demo
+        return T5Config(vocab_size=vocab_size, d_model=128, d_ff=256, d_kv=32, num_heads=4, num_layers=3,
                         num_decoder_layers=3, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
                         dropout_rate=0.0)
     try:
@@ -74,13 +74,14 @@ class TrainConfig:
     out: str = "out/demo"
     resume: bool = False
     overwrite: bool = False
-    steps: int = 2000
+    steps: int = 2500
     batch_size: int = 64  # examples per optimizer step, over all processes and micro-batches
     grad_accum: int = 1  # micro-batches per step (each process)
-    lr: float = 3e-3
+    lr: float = 1e-3
     optimizer: str = "adamw"
+    beta2: float = 0.98  # AdamW's second-moment decay (0.98 rather than 0.999: steadier at a high --lr)
     schedule: str = "cosine"
-    warmup: int = 100
+    warmup: int = 200
     weight_decay: float = 0.01
     clip: float = 1.0  # max gradient norm (0 = off)
     dropout: float | None = None  # override the model's dropout rate
@@ -121,6 +122,7 @@ def check_settings(cfg: TrainConfig, world_size: int):
     need(cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     need(cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
     need(cfg.warmup >= 0, f"--warmup must be >= 0, got {cfg.warmup}")
+    need(0 < cfg.beta2 < 1, f"--beta2 must be in (0, 1), got {cfg.beta2}")
     need(cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}")
     need(cfg.clip >= 0, f"--clip must be >= 0, got {cfg.clip}")
     need(cfg.dropout is None or 0 <= cfg.dropout < 1, f"--dropout must be in [0, 1), got {cfg.dropout}")
@@ -203,7 +205,7 @@ def parameter_groups(model: T5, weight_decay: float):
 def make_optimizer(cfg: TrainConfig, model: T5):
     groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)  # one kernel
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), eps=1e-8, fused=True)  # one kernel
     return torch.optim.Adafactor(groups, lr=cfg.lr)  # T5's own optimizer (factored second moments)
 
 
