@@ -4,13 +4,13 @@ with fewer, larger operations, and the tests hold the two together (tests/test_f
 Generating one token runs every decoder matrix once on a single row, so a step costs (a) reading all decoder
 weights from memory and (b) Python and dispatch overhead for each small operation. This file attacks both:
 
-1. Layout. CPU matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
-   torch's usual (out, in) rows (measured 1.7x in fp32 on the project's machine, see docs/performance.md).
+1. Layout. CPU fp32 matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
+   torch's usual (out, in) rows (see docs/performance.md); bf16 keeps the usual rows, which its kernels prefer.
 2. Fewer operations: q|k|v and gate|up side by side in one matrix each, one fused kernel for RMS norm and for
    attention, keys/values written into preallocated buffers, the decoder position bias computed once per call
    for every position and sliced per step, and all layers' cross-attention keys/values from one product.
 
-The fused matrices are not copies. `prepare(model)` moves each decoder weight into a fused column-major tensor
+The fused matrices are not copies. `prepare(model)` moves each decoder weight into a fused tensor
 and makes the nn.Linear parameter a view into it, so the readable parameters stay the model's weights (the
 readable forward, training and saving see the same numbers; only the memory layout changed).
 """
@@ -24,17 +24,24 @@ from .model import ACTIVATIONS
 
 
 # --------------------------------------------------------------------------------------------------
-# Weights: fused, column-major, shared with the readable parameters
+# Weights: fused, laid out for speed, shared with the readable parameters
 # --------------------------------------------------------------------------------------------------
 def _fuse(linears):
-    """One (in, sum of outs) column-major tensor holding these nn.Linear weights; each weight becomes a view."""
-    fused = torch.cat([linear.weight.detach() for linear in linears], dim=0).t().contiguous()  # (in, outs)
+    """One fused tensor holding these nn.Linear weights side by side; each weight becomes a view into it.
+
+    fp32 on CPU: stored (in, sum of outs), column-major, the layout CPU matrix-vector kernels read fastest.
+    Other dtypes and devices keep torch's (outs, in) rows: CPU bf16 kernels are slow on the transposed layout."""
+    weights = [linear.weight.detach() for linear in linears]
+    column_major = weights[0].dtype == torch.float32 and weights[0].device.type == "cpu"
+    fused = torch.cat(weights, dim=0)  # (outs, in)
+    if column_major:
+        fused = fused.t().contiguous().t()  # same (outs, in) shape and values, column-major in memory
     start = 0
     for linear in linears:
         out = linear.weight.shape[0]
-        linear.weight.data = fused[:, start:start + out].t()  # (out, in) view, same values
+        linear.weight.data = fused[start:start + out]  # (out, in) view, same values
         start += out
-    return fused.t()  # (outs, in) view: what F.linear expects, read in the fast layout
+    return fused  # (outs, in): what F.linear expects
 
 
 def _is_view_of(linears, fused) -> bool:
@@ -65,7 +72,7 @@ class FastWeights:
                 "down": self._add([ffn.down]),
             }
             self.layers.append(layer)
-        # the output layer; when tied to the embedding, the embedding lookup reads the same column-major tensor
+        # the output layer; when tied to the embedding, the embedding lookup reads the same fused tensor
         self.lm_head = self._add([model.lm_head if model.lm_head is not None else model.embed])
 
     def _add(self, linears):
