@@ -217,7 +217,8 @@ class Bench:
                             "matmul_peak_gflops": round(peak / 1e9, 1)})
 
     # ---------------------------------------------------------------------------------- memory and loading
-    def fresh_process(self, code: str) -> dict:
+    def fresh_process(self, code: str, call: str) -> dict:
+        """Run `code` (which defines run) in a fresh Python process and return the JSON of `call`."""
         script = textwrap.dedent(f"""
             import json, sys, time, torch
             sys.path.insert(0, {str(ROOT)!r})
@@ -229,14 +230,15 @@ class Bench:
             from transformers import T5ForConditionalGeneration
             from minit5 import T5
             folder = {str(self.folder)!r}
-        """) + textwrap.dedent(code)
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        """) + textwrap.dedent(code) + f"\nprint(json.dumps({call}))\n"
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              env={**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"})
+        if out.returncode != 0:
+            raise RuntimeError(f"the measuring process failed:\n{out.stderr[-2000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def memory(self):
         train_code = """
-            which = sys.argv[1] if len(sys.argv) > 1 else None
             def run(which):
                 torch.manual_seed(0)
                 ids = torch.randint(3, 32000, (8, 512)); labels = torch.randint(3, 32000, (8, 114))
@@ -254,7 +256,7 @@ class Bench:
         """
         results = {}
         for which in ("hf", "minit5"):
-            results[which] = self.fresh_process(train_code + f"\nprint(json.dumps(run({which!r})))\n")
+            results[which] = self.fresh_process(train_code, f"run({which!r})")
         self.add("training step peak memory above the loaded model", "MB", results["hf"], results["minit5"],
                  higher_is_better=False)
         load_code = """
@@ -267,7 +269,7 @@ class Bench:
                 seconds = time.perf_counter() - start
                 return dict(peak=status_mb('VmHWM') - before, seconds=seconds)
         """
-        results = {w: self.fresh_process(load_code + f"\nprint(json.dumps(run({w!r})))\n") for w in ("hf", "minit5")}
+        results = {w: self.fresh_process(load_code, f"run({w!r})") for w in ("hf", "minit5")}
         size_mb = self.checkpoint_bytes / 2 ** 20
         self.add("checkpoint load peak memory (fp32)", "MB", results["hf"]["peak"], results["minit5"]["peak"],
                  higher_is_better=False, extra={"checkpoint_mb": round(size_mb, 1),
@@ -287,7 +289,7 @@ class Bench:
                     times.append(time.perf_counter() - start)
                 return sorted(times)[1]
         """
-        results = {w: self.fresh_process(code + f"\nprint(json.dumps(run({w!r})))\n") for w in ("hf", "minit5")}
+        results = {w: self.fresh_process(code, f"run({w!r})") for w in ("hf", "minit5")}
         self.add("checkpoint load time (fp32, warm file cache)", "s", results["hf"], results["minit5"],
                  higher_is_better=False)
 
