@@ -40,25 +40,36 @@ class WordTokenizer:
                         for i in ids)
 
 
+def worked_example(seed: int = 0, text: str = SENTENCE) -> str:
+    """The worked example as a block of text (docs/training.md shows it for seed 0)."""
+    words = text.split()
+    tok = WordTokenizer(words)
+    tokens = tok.encode(text, add_eos=False)
+    mask = random_spans_noise_mask(len(tokens), 0.15, 3.0, np.random.default_rng(seed))
+    inputs, targets = apply_noise_mask(tokens, mask, tok)
+    lines = [f"original ({len(tokens)} tokens): {text}",
+             "noise mask:           " + " ".join(f"[{w}]" if m else w for w, m in zip(words, mask)),
+             f"inputs  ({len(inputs)} tokens): {tok.show(inputs)}",
+             f"targets ({len(targets)} tokens): {tok.show(targets)}",
+             f"noise: {int(mask.sum())} of {len(tokens)} tokens in {len(targets) - int(mask.sum()) - 1} span(s)"]
+    for length in (128, 512):
+        raw, target = span_corruption_lengths(length)
+        lines.append(f"span_corruption_lengths({length}) = ({raw}, {target}): {raw} raw tokens give {length} "
+                     f"inputs and {target} targets")
+    return "\n".join(lines)
+
+
+def markdown_block() -> str:
+    """For docs/scripts/update_generated.py: the seed-0 example in a code fence."""
+    return "```text\n" + worked_example() + "\n```"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--text", default=SENTENCE)
     args = p.parse_args()
-    words = args.text.split()
-    tok = WordTokenizer(words)
-    tokens = tok.encode(args.text, add_eos=False)
-    mask = random_spans_noise_mask(len(tokens), 0.15, 3.0, np.random.default_rng(args.seed))
-    inputs, targets = apply_noise_mask(tokens, mask, tok)
-    print(f"original ({len(tokens)} tokens): {args.text}")
-    print("noise mask:           " + " ".join(f"[{w}]" if m else w for w, m in zip(words, mask)))
-    print(f"inputs  ({len(inputs)} tokens): {tok.show(inputs)}")
-    print(f"targets ({len(targets)} tokens): {tok.show(targets)}")
-    print(f"noise: {int(mask.sum())} of {len(tokens)} tokens in {len(targets) - int(mask.sum()) - 1} span(s)")
-    for length in (128, 512):
-        raw, target = span_corruption_lengths(length)
-        print(f"span_corruption_lengths({length}) = ({raw}, {target}): {raw} raw tokens give {length} inputs "
-              f"and {target} targets")
+    print(worked_example(args.seed, args.text))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ GENERATORS = {
     ("docs/scripts/shapes.py", ""): "markdown_table",
     ("docs/scripts/shapes.py", " --zh"): "markdown_table_zh",
     ("docs/scripts/plot_buckets.py", " --table --zh"): "markdown_table_zh",
+    ("docs/scripts/span_corruption_example.py", ""): "markdown_block",
+    ("docs/scripts/demo_report.py", " --table"): "markdown_table",
 }
 
 
