@@ -103,22 +103,31 @@ def resolve_path(name_or_path, what: str = "model") -> Path:
 # Reading weight files: a uniform view of "name -> shape, and a way to read that one tensor"
 # --------------------------------------------------------------------------------------------------
 class _SafetensorsFile:
+    """A safetensors file. A tensor kept in its stored dtype is memory-mapped (private, copy-on-write): loading
+    copies nothing and pages are read on first use. One that will be converted is read into fresh memory
+    (pread), so the converted copy is the only one held."""
+    DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+
     def __init__(self, path: Path):
         from safetensors import SafetensorError, safe_open
         self.path = path
         try:
-            # pread copies each tensor straight into fresh memory; mmap (older safetensors) maps the file.
             try:
-                self.handle = safe_open(str(path), framework="pt", backend="pread")
-            except TypeError:
-                self.handle = safe_open(str(path), framework="pt")
-            self.shapes = {k: tuple(self.handle.get_slice(k).get_shape()) for k in self.handle.keys()}
+                self.copying = safe_open(str(path), framework="pt", backend="pread")
+                self.mapping = safe_open(str(path), framework="pt", backend="mmap")
+            except TypeError:  # older safetensors: one backend (mmap)
+                self.copying = self.mapping = safe_open(str(path), framework="pt")
+            slices = {k: self.copying.get_slice(k) for k in self.copying.keys()}
+            self.shapes = {k: tuple(s.get_shape()) for k, s in slices.items()}
+            self.dtypes = {k: self.DTYPES.get(s.get_dtype()) for k, s in slices.items()}
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
 
-    def read(self, key):
+    def read(self, key, dtype=None):
+        """The tensor `key`; dtype is the one the caller will convert it to."""
+        handle = self.mapping if dtype is None or dtype == self.dtypes[key] else self.copying
         try:
-            return self.handle.get_tensor(key)
+            return handle.get_tensor(key)
         except Exception as e:
             raise CheckpointError(f"{self.path}: reading {key} failed (truncated or corrupt?): {e}") from None
 
@@ -134,7 +143,7 @@ class _TorchBinFile:
         self.path = path
         self.shapes = {k: tuple(t.shape) for k, t in self.tensors.items()}
 
-    def read(self, key):
+    def read(self, key, dtype=None):
         return self.tensors[key]
 
 
@@ -186,7 +195,7 @@ def load_model(name_or_path, dtype=torch.float32, device="cpu") -> T5:
     # from the embedding is untied (flan-T5), one without lm_head is tied (T5 v1.0) whatever config.json says.
     early = {}  # tensors read to decide, kept so that nothing is read twice
     if "lm_head.weight" in files and "shared.weight" in files:
-        early = {key: files[key].read(key) for key in ("shared.weight", "lm_head.weight")}
+        early = {key: files[key].read(key, dtype) for key in ("shared.weight", "lm_head.weight")}
         if torch.equal(early["lm_head.weight"], early["shared.weight"]):
             del early["lm_head.weight"]
     config.tie_word_embeddings = "lm_head.weight" not in early
@@ -209,9 +218,9 @@ def load_model(name_or_path, dtype=torch.float32, device="cpu") -> T5:
 
     state = {}
     for key, (name, _) in expected.items():
-        tensor = early.pop(key) if key in early else files[key].read(key)
         # float16 keeps the FFN output matrices in fp32, as transformers does: their products overflow fp16.
         target = torch.float32 if (dtype == torch.float16 and name.endswith("ffn.down.weight")) else dtype
+        tensor = early.pop(key) if key in early else files[key].read(key, target)
         state[name] = tensor.to(device=device, dtype=target)
         del tensor
     model.load_state_dict(state, assign=True, strict=True)
