@@ -26,22 +26,36 @@ from .model import ACTIVATIONS
 # --------------------------------------------------------------------------------------------------
 # Weights: fused, laid out for speed, shared with the readable parameters
 # --------------------------------------------------------------------------------------------------
-def _fuse(linears):
+def _fuse(linears, column_major: bool):
     """One fused tensor holding these nn.Linear weights side by side; each weight becomes a view into it.
-
-    fp32 on CPU: stored (in, sum of outs), column-major, the layout CPU matrix-vector kernels read fastest.
-    Other dtypes and devices keep torch's (outs, in) rows: CPU bf16 kernels are slow on the transposed layout."""
-    weights = [linear.weight.detach() for linear in linears]
-    column_major = weights[0].dtype == torch.float32 and weights[0].device.type == "cpu"
-    fused = torch.cat(weights, dim=0)  # (outs, in)
+    Returns the (sum of outs, in) tensor F.linear expects, stored column-major (in memory (in, outs)) or not."""
+    fused = torch.cat([linear.weight.detach() for linear in linears], dim=0)  # (outs, in), rows
     if column_major:
-        fused = fused.t().contiguous().t()  # same (outs, in) shape and values, column-major in memory
+        fused = fused.t().contiguous().t()  # same shape and values, column-major in memory
     start = 0
     for linear in linears:
         out = linear.weight.shape[0]
         linear.weight.data = fused[start:start + out]  # (out, in) view, same values
         start += out
-    return fused  # (outs, in): what F.linear expects
+    return fused
+
+
+def _fp32_cpu(weight) -> bool:
+    return weight.dtype == torch.float32 and weight.device.type == "cpu"
+
+
+def layout_for(rows: int, weight) -> str:
+    """Which layout decodes fastest (measured on CPU, docs/performance.md): fp32 matrix-vector products (one row)
+    read column-major weights fastest; with several rows (beams, batches) torch's usual rows multiplied as
+    W @ xᵀ win, and bf16 kernels prefer rows too."""
+    return "column-major" if _fp32_cpu(weight) and rows == 1 else "rows"
+
+
+def tall_linear(x, weight):
+    """F.linear(x, weight) for a few rows, computed as (W @ xᵀ)ᵀ: on CPU a tall-skinny product runs 1.5-2.5x
+    faster than the short-wide one for 2-16 rows (fp32)."""
+    flat = x.reshape(-1, x.shape[-1])  # (rows, in)
+    return torch.mm(weight, flat.t()).t().reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
 
 def _is_view_of(linears, fused) -> bool:
@@ -57,7 +71,8 @@ def _is_view_of(linears, fused) -> bool:
 class FastWeights:
     """Per decoder block: fused self-attention q|k|v, o, cross-attention q, o, cross k|v, FFN gate|up, down."""
 
-    def __init__(self, model):
+    def __init__(self, model, layout: str):
+        self.layout = layout
         self.groups = []  # (list of nn.Linear, fused weight)
         self.layers = []
         for block in model.decoder.blocks:
@@ -76,7 +91,7 @@ class FastWeights:
         self.lm_head = self._add([model.lm_head if model.lm_head is not None else model.embed])
 
     def _add(self, linears):
-        fused = _fuse(linears)
+        fused = _fuse(linears, column_major=self.layout == "column-major")
         self.groups.append((linears, fused))
         return fused
 
@@ -85,12 +100,15 @@ class FastWeights:
         return all(_is_view_of(linears, fused) for linears, fused in self.groups)
 
 
-def prepare(model) -> FastWeights:
-    """Arrange the decoder weights for fast decoding (once; again only if the parameters were replaced)."""
+def prepare(model, layout: str = "column-major") -> FastWeights:
+    """Arrange the decoder weights for fast decoding in this layout (again only if the layout changes or the
+    parameters were replaced). On CUDA and in half precision the layout is always "rows"."""
+    if not _fp32_cpu(model.decoder.blocks[0].self_attn.q.weight):
+        layout = "rows"
     weights = getattr(model, "_fast_weights", None)
-    if weights is None or not weights.still_shared():
+    if weights is None or weights.layout != layout or not weights.still_shared():
         with torch.no_grad():
-            weights = FastWeights(model)
+            weights = FastWeights(model, layout)
         object.__setattr__(model, "_fast_weights", weights)  # a plain attribute, not a registered submodule
     return weights
 
@@ -108,9 +126,11 @@ def _rms_norm(x, norm):
 class FastDecodeState:
     def __init__(self, model, encoder_output, attention_mask, max_len: int):
         self.model, self.config = model, model.config
-        self.weights = prepare(model)
         c = self.config
         batch, src_len, _ = encoder_output.shape
+        first = model.decoder.blocks[0].self_attn.q.weight
+        self.weights = prepare(model, layout_for(batch, first))
+        self.linear = tall_linear if batch > 1 and _fp32_cpu(first) else F.linear
         self.heads, self.d_kv = c.num_heads, c.d_kv
         inner, layers = c.inner_dim, len(model.decoder.blocks)
         self.length = 0
@@ -144,31 +164,31 @@ class FastDecodeState:
             if i < len(self.biases):
                 bias = self.biases[i][:, :, t:t + 1, :t + 1]  # (1, H, 1, t+1): the new position's row only
             # self-attention: one product for q, k and v; k and v go straight into the cache
-            qkv = F.linear(_rms_norm(x, block.self_attn_norm), lw["qkv"])  # (B, 1, 3*inner)
+            qkv = self.linear(_rms_norm(x, block.self_attn_norm), lw["qkv"])  # (B, 1, 3*inner)
             q, k, v = qkv.view(batch, 3, heads, d_kv).unbind(1)  # each (B, H, Dh)
             self.keys[i, :, :, t] = k
             self.values[i, :, :, t] = v
             attn = F.scaled_dot_product_attention(q[:, :, None], self.keys[i, :, :, :t + 1],
                                                   self.values[i, :, :, :t + 1], attn_mask=bias, scale=1.0)
-            x = x + F.linear(attn.reshape(batch, 1, -1), lw["o"])
+            x = x + self.linear(attn.reshape(batch, 1, -1), lw["o"])
             # cross-attention over the cached encoder keys/values
-            q = F.linear(_rms_norm(x, block.cross_attn_norm), lw["cross_q"]).view(batch, heads, 1, d_kv)
+            q = self.linear(_rms_norm(x, block.cross_attn_norm), lw["cross_q"]).view(batch, heads, 1, d_kv)
             k, v = self.cross[i]
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask, scale=1.0)
-            x = x + F.linear(attn.reshape(batch, 1, -1), lw["cross_o"])
+            x = x + self.linear(attn.reshape(batch, 1, -1), lw["cross_o"])
             # feed-forward: one product for gate and up
-            h = F.linear(_rms_norm(x, block.ffn_norm), lw["gate_up"])  # (B, 1, 2F) or (B, 1, F)
+            h = self.linear(_rms_norm(x, block.ffn_norm), lw["gate_up"])  # (B, 1, 2F) or (B, 1, F)
             if block.ffn.gate is not None:
                 gate, up = h.chunk(2, dim=-1)
                 h = self.act(gate) * up
             else:
                 h = self.act(h)
-            x = x + F.linear(h.to(lw["down"].dtype), lw["down"])
+            x = x + self.linear(h.to(lw["down"].dtype), lw["down"])
         self.length = t + 1
         h = _rms_norm(x, model.decoder.final_norm)
         if c.scale_decoder_outputs:
             h = h * c.d_model ** -0.5
-        return F.linear(h[:, -1], w.lm_head).float()  # (B, V)
+        return self.linear(h[:, -1], w.lm_head).float()  # (B, V)
 
     def reorder_beams(self, rows):
         """Beam search: row i continues old row rows[i] (a beam of the same prompt)."""

@@ -5,7 +5,7 @@ import torch
 from hf_models import VARIANTS, build_hf_model, padded_batch
 
 from minit5 import T5
-from minit5.fast import FastDecodeState, prepare
+from minit5.fast import FastDecodeState, layout_for, prepare, tall_linear
 from minit5.generate import DecodeState
 
 
@@ -60,6 +60,29 @@ def test_prepare_keeps_values_and_shares_storage(tmp_path):
     # replacing the parameters (here: loading a state dict by assignment) is noticed and re-prepared
     model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
     assert prepare(model) is not weights
+
+
+def test_layouts_switch_without_changing_values(tmp_path):
+    _, folder = build_hf_model("flan-t5", tmp_path)
+    model = T5.from_pretrained(folder)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    q = model.decoder.blocks[0].self_attn.q.weight
+    assert layout_for(1, q) == "column-major" and layout_for(4, q) == "rows"
+    assert layout_for(1, q.to(torch.bfloat16)) == "rows"
+    columns = prepare(model, "column-major")
+    assert columns.layers[0]["qkv"].stride()[0] == 1  # (outs, in) with outs contiguous
+    rows = prepare(model, "rows")
+    assert rows is not columns and rows.layers[0]["qkv"].is_contiguous()
+    assert prepare(model, "rows") is rows
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+
+
+@pytest.mark.parametrize("rows", [1, 4, 16])
+def test_tall_linear_is_linear(rows):
+    torch.manual_seed(rows)
+    x, weight = torch.randn(rows, 1, 96), torch.randn(200, 96)
+    torch.testing.assert_close(tall_linear(x, weight), torch.nn.functional.linear(x, weight), atol=1e-5, rtol=1e-5)
 
 
 def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path):
