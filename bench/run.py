@@ -83,9 +83,12 @@ class Bench:
         self.config = config
         self.checkpoint_bytes = (self.folder / "model.safetensors").stat().st_size
 
-    def models(self, dtype):
+    def models(self, dtype, attention="sdpa"):
+        """Both models on the same weights. Inference: both use SDPA attention (transformers 5's default for T5).
+        Training: minit5 uses its eager attention, as its trainer does (SDPA's backward falls back to the slow
+        math kernel when the position bias needs a gradient)."""
         hf = self.HF.from_pretrained(self.folder, dtype=dtype).to(self.device).eval()
-        ours = T5.from_pretrained(self.folder, dtype=dtype, device=self.device)
+        ours = T5.from_pretrained(self.folder, dtype=dtype, device=self.device).set_attention(attention)
         return hf, ours
 
     def add(self, name, unit, hf_value, ours_value, higher_is_better=True, extra=None):
@@ -191,7 +194,7 @@ class Bench:
         flops = self.train_flops(batch, src, tgt)
         for autocast in ([False, True] if self.device.type == "cuda" or self.args.bf16_train or fast_bf16_cpu()
                          else [False]):
-            hf, ours = self.models(torch.float32)
+            hf, ours = self.models(torch.float32, attention="eager")
             hf.train()
             ours.train()
             results = {}
