@@ -4,6 +4,7 @@
     python bench/run.py --size base        another shape
     python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
+    python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
 Each figure is the median of several timed repetitions after a warm-up. The result is the ratio minit5 / HF
 (higher is better for speeds, lower for memory and time); absolute figures are context, as machines are noisy.
@@ -305,8 +306,24 @@ class Bench:
         return self.rows
 
 
+def markdown(results: dict) -> str:
+    """A results JSON as the Markdown table of docs/performance.md."""
+    info = results["info"]
+    lines = [f"flan-T5-{info['size']} shape, random weights, {info['device']}, {info['threads']} threads, "
+             f"torch {info['torch']}, transformers {info['transformers']}, {info['cpu_count']} cores "
+             f"({info['cpu']}), {info['date']}, whole suite {info['seconds']} s", "",
+             "| measurement | unit | transformers | minit5 | ratio (above 1: minit5 better) | notes |", "|---|---|---:|---:|---:|---|"]
+    for row in results["rows"]:
+        notes = ", ".join(f"{k} {v}" for k, v in row.items()
+                          if k not in ("name", "unit", "hf", "minit5", "ratio", "higher_is_better"))
+        lines.append(f"| {row['name']} | {row['unit']} | {row['hf']:.2f} | {row['minit5']:.2f} | "
+                     f"**{row['ratio']:.2f}x** | {notes} |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--markdown", metavar="JSON", help="print a results file as a Markdown table and stop")
     p.add_argument("--size", default="small", choices=["small", "base", "large", "xl", "xxl"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
@@ -314,6 +331,8 @@ def main():
     p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
     p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
     args = p.parse_args()
+    if args.markdown:
+        return print(markdown(json.loads(Path(args.markdown).read_text())))
     torch.set_num_threads(args.threads)
     import transformers
     transformers.logging.set_verbosity_error()

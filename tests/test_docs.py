@@ -29,8 +29,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
-# Docs that docs/README.md links to before they are written. Once a file exists it is checked like the others.
-PENDING = {"docs/performance.md"}
 
 PATH = re.compile(r"(?<![\w/.-])((?:minit5|docs|tests|bench)/[\w./-]*[\w/]|(?:train|generate)\.py|README\.md|"
                   r"pyproject\.toml)(?![\w/])")
@@ -103,7 +101,7 @@ def check_markdown(text: str, md_file: Path) -> list[str]:
     where = rel(md_file) if md_file.is_relative_to(ROOT) else str(md_file)
     problems = []
     for path in sorted(set(PATH.findall(text))):
-        if not (ROOT / path).exists() and path.rstrip("/") not in PENDING:
+        if not (ROOT / path).exists():
             problems.append(f"{where}: path {path} does not exist")
     refs = [(m.group(1), re.findall(r"`(" + NAME + r")`", m.group(2))) for m in FILE_THEN_NAMES.finditer(text)]
     refs += [(m.group(1), [m.group(2)]) for m in FILE_COLON_NAME.finditer(text)]
@@ -123,7 +121,7 @@ def check_markdown(text: str, md_file: Path) -> list[str]:
             continue  # web links and anchors
         file_part = target.split("#")[0]
         resolved = (md_file.parent / file_part).resolve()
-        if not resolved.exists() and not (resolved.is_relative_to(ROOT) and rel(resolved) in PENDING):
+        if not resolved.exists():
             problems.append(f"{where}: link target {target} does not exist")
     return problems
 
