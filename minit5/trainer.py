@@ -21,6 +21,7 @@ position and every random number generator).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -549,7 +550,7 @@ class Trainer:
             batch_tensors = {k: v.to(self.device) for k, v in
                              D.collate([examples[r] for r in rows], self.tokenizer.pad_id).items()}
             last = j == len(micro) - 1
-            sync = self.wrapped.no_sync() if (self.world_size > 1 and not last) else _nullcontext()
+            sync = self.wrapped.no_sync() if (self.world_size > 1 and not last) else contextlib.nullcontext()
             with sync:
                 with self._autocast():
                     loss = summed_loss(self.wrapped, batch_tensors)
@@ -580,14 +581,6 @@ class _Subset:
     def lengths(self):
         lengths = self.dataset.lengths()
         return [lengths[i] for i in self.indices]
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _resolve(name_or_path) -> Path:
