@@ -1,6 +1,7 @@
 """Loading and saving Hugging Face-format folders: round trips, layouts, dtypes, memory and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -93,6 +94,11 @@ def test_pytorch_model_bin(flan_folder, tmp_path):
 def test_save_is_atomic_and_leaves_no_temporaries(flan_folder, tmp_path):
     T5.from_pretrained(flan_folder).save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "generation_config.json", "model.safetensors"]
+    # saved files get the usual permissions (umask), not the 0600 of a temporary file
+    mask = os.umask(0)
+    os.umask(mask)
+    for file in tmp_path.iterdir():
+        assert file.stat().st_mode & 0o777 == 0o666 & ~mask, file.name
 
 
 # ---------------------------------------------------------------- dtypes
