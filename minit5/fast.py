@@ -4,8 +4,10 @@ with fewer, larger operations, and the tests hold the two together (tests/test_f
 Generating one token runs every decoder matrix once on a single row, so a step costs (a) reading all decoder
 weights from memory and (b) Python and dispatch overhead for each small operation. This file attacks both:
 
-1. Layout. CPU fp32 matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
-   torch's usual (out, in) rows (see docs/performance.md); bf16 keeps the usual rows, which its kernels prefer.
+1. Layout, chosen by how many rows are decoded (measured with bench/layouts.py, see docs/performance.md): for
+   one fp32 row, CPU matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
+   torch's usual (out, in) rows; for several rows (beams, batches) the usual rows multiplied as W @ xᵀ win; bf16
+   keeps the usual rows, which its kernels prefer.
 2. Fewer operations: q|k|v and gate|up side by side in one matrix each, one fused kernel for RMS norm and for
    attention, keys/values written into preallocated buffers, the decoder position bias computed once per call
    for every position and sliced per step, and all layers' cross-attention keys/values from one product.
