@@ -75,7 +75,8 @@ class RelativePositionBias(nn.Module):
         key_pos = torch.arange(key_len, device=device)[None, :]  # (1, Tk)
         buckets = relative_position_bucket(key_pos - query_pos, self.bidirectional, self.num_buckets,
                                            self.max_distance)  # (Tq, Tk)
-        return self.table(buckets).permute(2, 0, 1).unsqueeze(0)  # (Tq, Tk, H) -> (1, H, Tq, Tk)
+        # (Tq, Tk, H) -> (1, H, Tq, Tk); contiguous, so that adding it to (B, H, Tq, Tk) scores reads memory in order
+        return self.table(buckets).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 # --------------------------------------------------------------------------------------------------
