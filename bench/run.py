@@ -6,7 +6,7 @@
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
     python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
-Each figure is the median of several timed repetitions after a warm-up. The result is the ratio minit5 / HF
+Each figure is the median of several timed repetitions after a warm-up, HF and minit5 run alternately. The result is the ratio minit5 / HF
 (higher is better for speeds, lower for memory and time); absolute figures are context, as machines are noisy.
 The table goes to stdout, everything to bench/results/<size>-<device>.json.
 """
@@ -57,6 +57,23 @@ def median_time(fn, reps: int, warmup: int = 1, sync=lambda: None) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def paired_median_times(fn_hf, fn_ours, reps: int, warmup: int = 1, sync=lambda: None) -> tuple[float, float]:
+    """Median times of two functions run alternately (HF, minit5, HF, ...), so that a slow spell of a noisy
+    machine hits both alike instead of whichever happened to run then."""
+    for _ in range(warmup):
+        fn_hf()
+        fn_ours()
+    sync()
+    times = ([], [])
+    for _ in range(reps):
+        for fn, bucket in ((fn_hf, times[0]), (fn_ours, times[1])):
+            start = time.perf_counter()
+            fn()
+            sync()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 class Bench:
@@ -118,9 +135,9 @@ class Bench:
         # EOS is blocked (min_new_tokens = max_new_tokens) so both produce exactly new_tokens per row
         kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=num_beams)
         with torch.no_grad():
-            t_hf = median_time(lambda: hf.generate(input_ids=ids, attention_mask=mask, do_sample=False, **kw),
-                               reps, sync=self.sync)
-            t_ours = median_time(lambda: ours.generate(ids, mask, **kw), reps, sync=self.sync)
+            t_hf, t_ours = paired_median_times(
+                lambda: hf.generate(input_ids=ids, attention_mask=mask, do_sample=False, **kw),
+                lambda: ours.generate(ids, mask, **kw), reps, sync=self.sync)
         steps = new_tokens * (batch if num_beams == 1 else 1)
         unit = "tokens/s" if num_beams == 1 else "steps/s"
         return hf, ours, steps / t_hf, steps / t_ours, unit
@@ -163,8 +180,8 @@ class Bench:
             hf, ours = self.models(dtype)
             ids, mask = self.prompts(8, 512)
             with torch.no_grad():
-                t_hf = median_time(lambda: hf.get_encoder()(input_ids=ids, attention_mask=mask), 3, sync=self.sync)
-                t_ours = median_time(lambda: ours.encode(ids, mask), 3, sync=self.sync)
+                t_hf, t_ours = paired_median_times(lambda: hf.get_encoder()(input_ids=ids, attention_mask=mask),
+                                                   lambda: ours.encode(ids, mask), 5, sync=self.sync)
             self.add(f"encoder forward 8 x 512, {str(dtype)[6:]}", "tokens/s", 8 * 512 / t_hf, 8 * 512 / t_ours)
 
     # ---------------------------------------------------------------------------------- training
@@ -198,20 +215,22 @@ class Bench:
             hf, ours = self.models(torch.float32, attention="eager")
             hf.train()
             ours.train()
-            results = {}
+            steps = {}
             for name, model, call in (
                     ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
                     ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
                 # fused AdamW: transformers' Trainer default (adamw_torch_fused) and minit5's trainer's
                 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
-                def step():
+                def step(model=model, call=call, optimizer=optimizer):
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                         loss = call(model)
                     loss.backward()
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                results[name] = median_time(step, 3, warmup=1, sync=self.sync)
+                steps[name] = step
+            t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], 5, sync=self.sync)
+            results = {"hf": t_hf, "minit5": t_ours}
             tokens = batch * (src + tgt)
             label = "bf16 autocast" if autocast else "fp32"
             self.add(f"training step 8 x (512 + 114), {label}", "tokens/s", tokens / results["hf"],
