@@ -316,3 +316,16 @@ def test_safetensors_metadata_matches_transformers(flan_folder, tmp_path):
     T5.from_pretrained(flan_folder).save_pretrained(tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
         assert f.metadata() == {"format": "pt"}
+
+
+def test_saving_over_the_folder_a_mapped_model_came_from_keeps_its_weights(tmp_path):
+    """Loading memory-maps the file; save_pretrained replaces files by rename, so the loaded model is untouched."""
+    torch.manual_seed(0)
+    T5(tiny_config()).save_pretrained(tmp_path)
+    loaded = T5.from_pretrained(tmp_path)
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    torch.manual_seed(1)
+    T5(tiny_config()).save_pretrained(tmp_path)  # different weights, same folder
+    assert all(torch.equal(before[k], v) for k, v in loaded.state_dict().items())
+    reloaded = T5.from_pretrained(tmp_path)
+    assert not all(torch.equal(before[k], v) for k, v in reloaded.state_dict().items())
