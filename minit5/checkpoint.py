@@ -278,8 +278,10 @@ def _umask() -> int:
     return mask
 
 
-def _write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+def write_json(path: Path, obj, sort_keys: bool = True) -> None:
+    """obj as indented JSON, written atomically (config.json, tokenizer files, the trainer's run.json)."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def save_model(model: T5, out_dir, max_shard_size="5GB") -> None:
@@ -307,7 +309,7 @@ def save_model(model: T5, out_dir, max_shard_size="5GB") -> None:
         atomic_write(out_dir / name, lambda tmp, shard=shard: save_file(shard, str(tmp), metadata={"format": "pt"}))
     if len(shards) > 1:
         total = sum(t.numel() * t.element_size() for t in tensors.values())
-        _write_json(out_dir / "model.safetensors.index.json", {
+        write_json(out_dir / "model.safetensors.index.json", {
             "metadata": {"total_size": total},
             "weight_map": {key: name for name, shard in zip(names, shards) for key in shard}})
     # Weight files of an earlier save in another layout would shadow or confuse this one.
@@ -319,7 +321,7 @@ def save_model(model: T5, out_dir, max_shard_size="5GB") -> None:
 
     config_dict = config.to_dict()
     config_dict["dtype"] = str(model.dtype).removeprefix("torch.")
-    _write_json(out_dir / "config.json", config_dict)
-    _write_json(out_dir / "generation_config.json", {
+    write_json(out_dir / "config.json", config_dict)
+    write_json(out_dir / "generation_config.json", {
         "decoder_start_token_id": config.decoder_start_token_id, "eos_token_id": config.eos_token_id,
         "pad_token_id": config.pad_token_id})

@@ -33,7 +33,7 @@ from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, proces
 from tokenizers import Tokenizer as Backend
 from tokenizers.models import Unigram
 
-from .checkpoint import CheckpointError, atomic_write, resolve_path
+from .checkpoint import CheckpointError, atomic_write, resolve_path, write_json
 
 SPECIALS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2 in every T5 vocabulary
 OFFSET = len(SPECIALS)  # byte-level: byte b is id b + OFFSET
@@ -176,8 +176,9 @@ class Tokenizer:
             extras = [f"<extra_id_{i}>" for i in range(self.num_sentinels)]
             config = dict(tokenizer_class="T5Tokenizer", extra_ids=len(extras), additional_special_tokens=extras,
                           clean_up_tokenization_spaces=self._clean_up_spaces, **specials)
-            _write_json(out_dir / "special_tokens_map.json", dict(additional_special_tokens=extras, **specials))
-        _write_json(out_dir / "tokenizer_config.json", config)
+            write_json(out_dir / "special_tokens_map.json", dict(additional_special_tokens=extras, **specials),
+                       sort_keys=False)
+        write_json(out_dir / "tokenizer_config.json", config, sort_keys=False)
 
     def __repr__(self) -> str:
         kind = "byte-level" if self._backend is None else "sentencepiece"
@@ -214,11 +215,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise TokenizerError(f"{path} should hold a JSON object, found {type(data).__name__}")
     return data
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _read_tokenizer_json(path: Path) -> tuple[list[tuple[str, float]], bytes, list[AddedToken]]:

@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import data as D
-from .checkpoint import CheckpointError, atomic_write
+from .checkpoint import CheckpointError, atomic_write, write_json
 from .config import ConfigError, T5Config
 from .model import T5, Attention
 from .tokenizer import Tokenizer, TokenizerError
@@ -495,7 +495,7 @@ class Trainer:
         out = Path(cfg.out)
         if self.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write(out / "run.json", lambda p: p.write_text(json.dumps(self.run_info, indent=2) + "\n"))
+            write_json(out / "run.json", self.run_info, sort_keys=False)
             self._log(f"model: {self.model.num_parameters():,} parameters · {self.world_size} process(es) · "
                       f"{cfg.batch_size} examples per step · {cfg.steps} steps · out: {out}")
         from tqdm import tqdm
