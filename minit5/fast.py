@@ -102,11 +102,10 @@ class FastWeights:
         return all(_is_view_of(linears, fused) for linears, fused in self.groups)
 
 
-def prepare(model, layout: str = "column-major") -> FastWeights:
-    """Arrange the decoder weights for fast decoding in this layout (again only if the layout changes or the
-    parameters were replaced). On CUDA and in half precision the layout is always "rows"."""
-    if not _fp32_cpu(model.decoder.blocks[0].self_attn.q.weight):
-        layout = "rows"
+def prepare(model, rows: int = 1) -> FastWeights:
+    """Arrange the decoder weights for decoding this many rows at a time, in the layout layout_for picks (again
+    only if that layout changes or the parameters were replaced)."""
+    layout = layout_for(rows, model.decoder.blocks[0].self_attn.q.weight)
     weights = getattr(model, "_fast_weights", None)
     if weights is None or weights.layout != layout or not weights.still_shared():
         with torch.no_grad():
@@ -130,11 +129,12 @@ class FastDecodeState:
         self.model, self.config = model, model.config
         c = self.config
         batch, src_len, _ = encoder_output.shape
-        first = model.decoder.blocks[0].self_attn.q.weight
-        self.weights = prepare(model, layout_for(batch, first))
-        self.linear = tall_linear if batch > 1 and _fp32_cpu(first) else F.linear
+        self.weights = prepare(model, rows=batch)
+        # several fp32 rows on CPU: the tall product on rows (see layout_for); otherwise F.linear
+        self.linear = tall_linear if batch > 1 and _fp32_cpu(model.decoder.blocks[0].self_attn.q.weight) \
+            else F.linear
         self.heads, self.d_kv = c.num_heads, c.d_kv
-        inner, layers = c.inner_dim, len(model.decoder.blocks)
+        layers = len(model.decoder.blocks)
         self.length = 0
         self.batch, self.device = batch, encoder_output.device
         dtype, device = encoder_output.dtype, encoder_output.device

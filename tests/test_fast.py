@@ -69,11 +69,13 @@ def test_layouts_switch_without_changing_values(tmp_path):
     q = model.decoder.blocks[0].self_attn.q.weight
     assert layout_for(1, q) == "column-major" and layout_for(4, q) == "rows"
     assert layout_for(1, q.to(torch.bfloat16)) == "rows"
-    columns = prepare(model, "column-major")
+    columns = prepare(model, rows=1)
+    assert columns.layout == "column-major"
     assert columns.layers[0]["qkv"].stride()[0] == 1  # (outs, in) with outs contiguous
-    rows = prepare(model, "rows")
+    rows = prepare(model, rows=4)
+    assert rows.layout == "rows"
     assert rows is not columns and rows.layers[0]["qkv"].is_contiguous()
-    assert prepare(model, "rows") is rows
+    assert prepare(model, rows=16) is rows
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
 
