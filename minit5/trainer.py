@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import data as D
-from .checkpoint import CheckpointError, atomic_write, write_json
+from .checkpoint import CheckpointError, atomic_write, resolve_path, write_json
 from .config import ConfigError, T5Config
 from .model import T5, Attention
 from .tokenizer import Tokenizer, TokenizerError
@@ -177,11 +177,18 @@ def check_out_dir(cfg: TrainConfig, settings: dict) -> str:
             raise TrainError(f"--resume: {out} has no complete checkpoint yet; start again with --overwrite")
         return "resume"
     if previous.get("settings") == settings["settings"] and latest is not None:
-        state = torch.load(latest / "trainer_state.pt", weights_only=True)
-        if state["step"] >= cfg.steps:
+        if checkpoint_step(latest) >= cfg.steps:  # the name says the step: no need to load the optimizer state
             return "done"
     raise TrainError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
                      f"or choose another --out")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def checkpoint_step(folder: Path) -> int:
+    return int(folder.name.removeprefix("step-"))
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -226,7 +233,7 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def summed_loss(model, batch):
-    """Sum (not mean) of token cross-entropies, and the decoder output; the caller divides by the global count."""
+    """Sum (not mean) of the batch's token cross-entropies; the caller divides by the global token count."""
     decoder_input_ids = unwrap(model).shift_right(batch["labels"])
     logits, _ = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                       decoder_input_ids=decoder_input_ids)
@@ -299,7 +306,7 @@ class Trainer:
         try:
             self.tokenizer = Tokenizer.from_pretrained(cfg.init) if cfg.init else Tokenizer.byte_level()
             if cfg.init:
-                model_config = T5Config.from_json_file(_resolve(cfg.init) / "config.json")
+                model_config = T5Config.from_json_file(resolve_path(cfg.init) / "config.json")
             else:
                 model_config = named_config(cfg.config, self.tokenizer.vocab_size)
         except (CheckpointError, TokenizerError, ConfigError) as e:
@@ -414,7 +421,7 @@ class Trainer:
         out = Path(self.cfg.out)
         checkpoints = out / "checkpoints"
         checkpoints.mkdir(parents=True, exist_ok=True)
-        name = f"step-{self.step:08d}"
+        name = checkpoint_name(self.step)
         tmp = checkpoints / f".tmp-{name}"
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -581,11 +588,6 @@ class _Subset:
     def lengths(self):
         lengths = self.dataset.lengths()
         return [lengths[i] for i in self.indices]
-
-
-def _resolve(name_or_path) -> Path:
-    from .checkpoint import resolve_path
-    return resolve_path(name_or_path)
 
 
 def plot_metrics(out: Path):
