@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, load, need_matplotlib  # noqa: E402
+from common import ROOT, add_model_arguments, load, need_matplotlib  # noqa: E402
 
 
 def label(tokenizer, token_id: int) -> str:
@@ -51,10 +51,7 @@ def cross_attention(model, input_ids, decoder_input_ids):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("prompt", nargs="?", default="Where is Ganymede?")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
-    p.add_argument("--random", action="store_true", help="use a random tiny model instead of --model")
-    p.add_argument("--max-new-tokens", type=int, default=12)
+    add_model_arguments(p, max_new_tokens=12)
     p.add_argument("--out", default=str(ROOT / "docs/img/cross_attention.png"))
     args = p.parse_args()
     plt = need_matplotlib()

@@ -27,6 +27,14 @@ def random_model(seed: int = 0):
     return T5(config).eval(), tokenizer, f"a random tiny model (docs/scripts/common.py random_model, seed {seed})"
 
 
+def add_model_arguments(parser, max_new_tokens: int):
+    """The arguments every model-reading script takes: a prompt, --model or --random, --max-new-tokens."""
+    parser.add_argument("prompt", nargs="?", default="Where is Ganymede?")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
+    parser.add_argument("--random", action="store_true", help="use a random tiny model instead of --model")
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+
+
 def load(model: str, use_random: bool, seed: int = 0):
     """(model, tokenizer, description) for --model DIR, or the random tiny model for --random."""
     if use_random:

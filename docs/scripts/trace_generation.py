@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, load, token_text  # noqa: E402
+from common import add_model_arguments, load, token_text  # noqa: E402
 
 from minit5.generate import DecodeState  # noqa: E402
 
@@ -56,10 +56,7 @@ def trace(model, tokenizer, prompt: str, max_new_tokens: int = 20, top: int = 3)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("prompt", nargs="?", default="Where is Ganymede?")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
-    p.add_argument("--random", action="store_true", help="use a random tiny model instead of --model")
-    p.add_argument("--max-new-tokens", type=int, default=20)
+    add_model_arguments(p, max_new_tokens=20)
     args = p.parse_args()
     model, tokenizer, description = load(args.model, args.random)
     print(f"model: {description}")
