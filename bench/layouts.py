@@ -12,24 +12,20 @@ For flan-T5-small's shapes (512 -> 1536 fused q|k|v, 1024 -> 512 FFN down, 512 -
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import median_time  # noqa: E402  (bench/run.py's timer)
 
 SHAPES = [(512, 1536), (1024, 512), (512, 32128)]
 
 
 def median_us(fn, reps=30):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    return median_time(fn, reps, warmup=3) * 1e6
 
 
 def table(dtype=torch.float32) -> str:
