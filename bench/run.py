@@ -284,20 +284,18 @@ class Bench:
                  higher_is_better=False)
         load_code = """
             def run(which):
-                before = status_mb('VmRSS'); start = time.perf_counter()
+                before = status_mb('VmRSS')
                 if which == "hf":
                     model = T5ForConditionalGeneration.from_pretrained(folder)
                 else:
                     model = T5.from_pretrained(folder)
-                seconds = time.perf_counter() - start
-                return dict(peak=status_mb('VmHWM') - before, seconds=seconds)
+                return dict(peak=status_mb('VmHWM') - before)
         """
         results = {w: self.fresh_process(load_code, f"run({w!r})") for w in ("hf", "minit5")}
         size_mb = self.checkpoint_bytes / 2 ** 20
         self.add("checkpoint load peak memory (fp32)", "MB", results["hf"]["peak"], results["minit5"]["peak"],
                  higher_is_better=False, extra={"checkpoint_mb": round(size_mb, 1),
                                                 "minit5_of_checkpoint": round(results["minit5"]["peak"] / size_mb, 3)})
-        self.load_seconds = {w: r["seconds"] for w, r in results.items()}
 
     def load(self):
         code = """
