@@ -4,7 +4,7 @@
     python docs/scripts/memory_table.py --measure-load  also measures the peak memory of loading a checkpoint
 
 Weights only: activations, the KV cache while generating, and (for training) gradients and optimizer state
-come on top. GB = 10^9 bytes.
+come on top. GiB = 2^30 bytes (the unit used for binary sizes throughout the docs).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from minit5 import T5, T5Config, checkpoint
 from minit5.config import FLAN_T5_SIZES
 
 skip_random_init = checkpoint.skip_random_init
+GIB = 2**30
 
 
 def parameter_counts(config: T5Config) -> tuple[int, int]:
@@ -37,8 +38,8 @@ def markdown_table() -> str:
              "|---|---:|---:|---:|---:|"]
     for size in FLAN_T5_SIZES:
         n, down = parameter_counts(T5Config.flan_t5(size))
-        lines.append(f"| flan-t5-{size} | {n:,} | {4 * n / 1e9:.2f} GB | {2 * n / 1e9:.2f} GB "
-                     f"| {(2 * n + 2 * down) / 1e9:.2f} GB |")
+        lines.append(f"| flan-t5-{size} | {n:,} | {4 * n / GIB:.2f} GiB | {2 * n / GIB:.2f} GiB "
+                     f"| {(2 * n + 2 * down) / GIB:.2f} GiB |")
     lines.append("")
     lines.append("| dtype | largest finite value | smallest step at 1.0 (eps) |")
     lines.append("|---|---:|---:|")
