@@ -38,6 +38,10 @@ GENERATORS = {
     ("docs/scripts/plot_buckets.py", " --summary --zh"): "summary_zh",
     ("docs/scripts/training_memory.py", ""): "markdown_block",
     ("docs/scripts/training_memory.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/weights_table.py", " --zh"): "markdown_table_zh",
+    ("docs/scripts/memory_table.py", " --zh"): "markdown_table_zh",
+    ("docs/scripts/span_corruption_example.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/demo_report.py", " --table --zh"): "markdown_table_zh",
 }
 
 
