@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import torch
 import transformers
 
@@ -20,10 +21,11 @@ def read(page: str) -> str:
     return (ROOT / page).read_text(encoding="utf-8")
 
 
-def test_byte_level_sentinels_count_up_as_training_md_says():
+@pytest.mark.parametrize("page, says", [("docs/training.md", "is"), ("docs/zh/training.md", "是")])
+def test_byte_level_sentinels_count_up_as_training_md_says(page, says):
     tok = Tokenizer.byte_level()
-    written = {int(i): int(n) for i, n in re.findall(r"`<extra_id_(\d+)>` is (\d+)", read("docs/training.md"))}
-    assert written, "docs/training.md should say which ids the byte-level sentinels have"
+    written = {int(i): int(n) for i, n in re.findall(r"`<extra_id_(\d+)>` " + says + r" (\d+)", read(page))}
+    assert written, f"{page} should say which ids the byte-level sentinels have"
     assert written == {i: tok.sentinel_id(i) for i in written}
     assert max(written) == tok.num_sentinels - 1  # the last sentinel is named, so the range is the whole range
     assert tok.sentinel_id(1) == tok.sentinel_id(0) + 1  # counting up
