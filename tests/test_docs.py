@@ -15,8 +15,8 @@
    scripts and rewrites the blocks). Pasted measurements, which vary by machine, are marked
    `<!-- measured by ... -->` instead and are not compared with a script.
 5. Chinese pages. Every page docs/X.md has its translation docs/zh/X.md (docs/zh/ may hold extra pages, such as
-   the glossary, listed in ZH_ONLY), and the two agree on what a translation must not change: the same generated
-   blocks in the same order (a Chinese page uses a script's `--zh` variant wherever one is registered), the same
+   the glossary, listed in ZH_ONLY), and the two agree on what a translation must not change: the same sections
+   (heading levels and section numbers), the same generated blocks in the same order (a Chinese page uses a script's `--zh` variant wherever one is registered), the same
    measured blocks with every number of the English block present in the Chinese one, the same images, and
    every number that the English page gives with a unit (5 min, 99.6%, 1.79x, 294 MiB, ...) also written in
    the Chinese page.
@@ -234,11 +234,24 @@ def images(text: str, md_file: Path) -> set:
     return {(md_file.parent / target).resolve() for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text)}
 
 
+def headings(text: str) -> list[str]:
+    """The outline of a page: each heading's level and its section number if it has one ('##', '## 3.')."""
+    outline, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"(#+) +(\d+\.)?", line)):
+            outline.append(m.group(1) + (" " + m.group(2) if m.group(2) else ""))
+    return outline
+
+
 def translation_problems(english: Path, chinese: Path) -> list[str]:
     """What differs between a page and its translation that a translation must keep."""
     en, zh = english.read_text(encoding="utf-8"), chinese.read_text(encoding="utf-8")
     where = f"{rel(chinese) if chinese.is_relative_to(ROOT) else chinese}"
     problems = []
+    if headings(en) != headings(zh):
+        problems.append(f"{where}: the sections {headings(zh)} differ from the English page's {headings(en)}")
     en_keys, zh_keys = generated_keys(en, zh=False), generated_keys(zh, zh=True)
     if en_keys != zh_keys:
         problems.append(f"{where}: generated blocks {zh_keys} differ from the English page's {en_keys}")
@@ -310,6 +323,8 @@ Training takes 5 min 33 s and reaches 99.6% (1.79x faster, 294 MiB).
 
 Prose after the block: 7 is not part of it.
 
+## 2. A figure
+
 ![plot](img/position_buckets.png)
 """
 ZH_PAGE = """# 一页
@@ -334,12 +349,13 @@ def test_the_translation_check_catches_drift(tmp_path):
     english.write_text(EN_PAGE, encoding="utf-8")
     chinese.write_text(ZH_PAGE, encoding="utf-8")
     problems = translation_problems(english, chinese)
-    assert len(problems) == 4, problems
-    assert "python docs/scripts/plot_buckets.py --table --zh" in problems[0]  # the English table, not the --zh one
-    assert "['3,422']" in problems[1]  # a measured number that the translation does not carry
-    assert "images" in problems[2]
-    assert "['33 s', '5 min']" in problems[3]  # 5 min 33 s became "about 10 minutes"
-    chinese.write_text(ZH_PAGE.replace("约 10 分钟", "5 分 33 秒").replace("3,400", "3,422")
+    assert len(problems) == 5, problems
+    assert "sections" in problems[0]  # the Chinese page lacks the English page's "## 2." section
+    assert "python docs/scripts/plot_buckets.py --table --zh" in problems[1]  # the English table, not the --zh one
+    assert "['3,422']" in problems[2]  # a measured number that the translation does not carry
+    assert "images" in problems[3]
+    assert "['33 s', '5 min']" in problems[4]  # 5 min 33 s became "about 10 minutes"
+    chinese.write_text(ZH_PAGE.replace("![图]", "## 2. 图\n\n![图]").replace("约 10 分钟", "5 分 33 秒").replace("3,400", "3,422")
                        .replace("--table -->", "--table --zh -->").replace("cross_attention", "position_buckets"),
                        encoding="utf-8")
     assert translation_problems(english, chinese) == []
