@@ -62,12 +62,12 @@ def markdown_table_zh() -> str:
 LOAD_SCRIPT = textwrap.dedent("""
     import sys, torch
     from minit5 import T5
-    def status_mb(field):  # VmRSS = resident now, VmHWM = peak resident, in this process only
+    def status_mib(field):  # VmRSS = resident now, VmHWM = peak resident, in this process only
         line = next(l for l in open('/proc/self/status') if l.startswith(field + ':'))
         return int(line.split()[1]) / 1024
-    before = status_mb('VmRSS')
+    before = status_mib('VmRSS')
     model = T5.from_pretrained(sys.argv[1], dtype=getattr(torch, sys.argv[2]))
-    print(status_mb('VmHWM') - before)
+    print(status_mib('VmHWM') - before)
 """)
 
 
