@@ -246,7 +246,7 @@ class Bench:
             import json, sys, time, torch
             sys.path.insert(0, {str(ROOT)!r})
             torch.set_num_threads({self.args.threads})
-            def status_mb(field):
+            def status_mib(field):  # kB in /proc -> MiB
                 line = next(l for l in open('/proc/self/status') if l.startswith(field + ':'))
                 return int(line.split()[1]) / 1024
             import minit5, transformers
@@ -272,30 +272,30 @@ class Bench:
                     model = T5.from_pretrained(folder).train()
                     loss = lambda: model(ids, labels=labels)[1]
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-                before = status_mb('VmRSS')
+                before = status_mib('VmRSS')
                 for _ in range(2):
                     loss().backward(); opt.step(); opt.zero_grad(set_to_none=True)
-                return status_mb('VmHWM') - before
+                return status_mib('VmHWM') - before
         """
         results = {}
         for which in ("hf", "minit5"):
             results[which] = self.fresh_process(train_code, f"run({which!r})")
-        self.add("training step peak memory above the loaded model", "MB", results["hf"], results["minit5"],
+        self.add("training step peak memory above the loaded model", "MiB", results["hf"], results["minit5"],
                  higher_is_better=False)
         load_code = """
             def run(which):
-                before = status_mb('VmRSS')
+                before = status_mib('VmRSS')
                 if which == "hf":
                     model = T5ForConditionalGeneration.from_pretrained(folder)
                 else:
                     model = T5.from_pretrained(folder)
-                return dict(peak=status_mb('VmHWM') - before)
+                return dict(peak=status_mib('VmHWM') - before)
         """
         results = {w: self.fresh_process(load_code, f"run({w!r})") for w in ("hf", "minit5")}
-        size_mb = self.checkpoint_bytes / 2 ** 20
-        self.add("checkpoint load peak memory (fp32)", "MB", results["hf"]["peak"], results["minit5"]["peak"],
-                 higher_is_better=False, extra={"checkpoint_mb": round(size_mb, 1),
-                                                "minit5_of_checkpoint": round(results["minit5"]["peak"] / size_mb, 3)})
+        size_mib = self.checkpoint_bytes / 2 ** 20
+        self.add("checkpoint load peak memory (fp32)", "MiB", results["hf"]["peak"], results["minit5"]["peak"],
+                 higher_is_better=False, extra={"checkpoint_mib": round(size_mib, 1),
+                                                "minit5_of_checkpoint": round(results["minit5"]["peak"] / size_mib, 3)})
 
     def load(self):
         code = """

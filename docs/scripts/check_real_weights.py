@@ -1,6 +1,6 @@
 """minit5 against transformers on real flan-T5 weights: tokenizer ids, logits, greedy and beam-search tokens.
 
-    python docs/scripts/check_real_weights.py                      downloads google/flan-t5-small (~300 MB) once
+    python docs/scripts/check_real_weights.py                      downloads google/flan-t5-small (~0.3 GiB) once
     python docs/scripts/check_real_weights.py --hub google/flan-t5-base
     python docs/scripts/check_real_weights.py --model DIR          a folder you downloaded, e.g. with
                                                                    `hf download google/flan-t5-small --local-dir DIR`

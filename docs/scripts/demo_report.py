@@ -3,6 +3,7 @@
     python docs/scripts/demo_report.py                 # the model `python train.py` wrote to out/demo
     python docs/scripts/demo_report.py --model DIR --seed 0 --errors 3
     python docs/scripts/demo_report.py --table         # only the demo's tasks (no model needed)
+    python docs/scripts/demo_report.py --table --zh    # the same with Chinese column names (docs/zh/training.md)
 
 The held-out split is the one the trainer evaluates (minit5.data.demo_tasks with the run's seed); answers are
 greedy, as in the trainer's evaluation. Prints a Markdown table (used in docs/training.md) and a few mistakes.
@@ -23,6 +24,17 @@ from minit5.data import collate, demo_table, demo_tasks, tokenize_pairs
 def markdown_table() -> str:
     """The demo's tasks, phrasings and sizes (for docs/scripts/update_generated.py)."""
     return demo_table()
+
+
+ZH_COLUMNS = {"task": "任务", "training phrasings": "训练用的问法", "held-out phrasing": "留出的问法",
+              "example": "示例", "train": "训练", "eval": "评估", "language": "语言"}
+
+
+def markdown_table_zh() -> str:
+    """markdown_table() with its column names in Chinese (the tasks' phrasings are data and stay as they are)."""
+    header, *rest = markdown_table().split("\n")
+    cells = [c.strip() for c in header.strip().strip("|").split("|")]
+    return "\n".join(["| " + " | ".join(ZH_COLUMNS.get(c, c) for c in cells) + " |", *rest])
 
 
 def report(model_dir: str, seed: int | None = None, errors: int = 3) -> str:
@@ -54,9 +66,10 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=None, help="the demo's seed (default: the run's)")
     parser.add_argument("--errors", type=int, default=3, help="mistakes to show per task")
     parser.add_argument("--table", action="store_true", help="print the demo's task table and stop")
+    parser.add_argument("--zh", action="store_true", help="with --table: Chinese column names")
     args = parser.parse_args()
     if args.table:
-        raise SystemExit(print(markdown_table()))
+        raise SystemExit(print(markdown_table_zh() if args.zh else markdown_table()))
     if not Path(args.model).exists():
         raise SystemExit(f"no model folder at {args.model}: train one with `python train.py`")
     print(report(args.model, args.seed, args.errors))

@@ -3,6 +3,7 @@
     python docs/scripts/plot_buckets.py            draws docs/img/position_buckets.png (needs matplotlib)
     python docs/scripts/plot_buckets.py --table    prints the markdown table used in docs/architecture.md
     python docs/scripts/plot_buckets.py --table --zh    the same in Chinese, for docs/zh/architecture.md
+    python docs/scripts/plot_buckets.py --summary [--zh]  where the last bucket starts, and the unused bucket
 
 Defaults are every T5's: 32 buckets, max_distance 128. relative position = key position - query position.
 """
@@ -71,6 +72,48 @@ def markdown_table_zh() -> str:
     return markdown_table(zh=True)
 
 
+def last_bucket_start(bidirectional: bool, sign: int = -1, horizon: int = 1000) -> tuple[int, int]:
+    """(the last bucket id, the smallest distance that falls into it) for keys on one side of the query."""
+    ids = buckets([sign * d for d in range(horizon + 1)], bidirectional)
+    last = ids[-1]
+    return last, next(d for d, b in enumerate(ids) if b == last)
+
+
+def unused_buckets(bidirectional: bool, horizon: int = 1000) -> list[int]:
+    """Bucket ids that no relative position in [-horizon, horizon] ever gets."""
+    used = set(buckets(list(range(-horizon, horizon + 1)), bidirectional))
+    return [b for b in range(NUM_BUCKETS) if b not in used]
+
+
+def summary(zh: bool = False) -> str:
+    """Two facts a reader of the table would miss: the last bucket starts well before max_distance, and one
+    encoder bucket is never used."""
+    enc_last, enc_start = last_bucket_start(True)
+    enc_after_last, enc_after_start = last_bucket_start(True, sign=+1)
+    dec_last, dec_start = last_bucket_start(False)
+    assert enc_start == enc_after_start
+    (unused,) = unused_buckets(True)
+    first_after = buckets([1], True)[0]
+    if zh:
+        return (f"- 最后一个桶并不是从 `relative_attention_max_distance` = {MAX_DISTANCE} 开始的：编码器里从距离 "
+                f"**{enc_start}** 起（查询之前为桶 {enc_last}，之后为桶 {enc_after_last}），解码器里从距离 "
+                f"**{dec_start}** 起（桶 {dec_last}）。按对数公式，`max_distance` 恰好落在“最后一个桶之后的那个桶”"
+                f"的起点，所以真正的最后一个桶早一个对数步长就开始了；从这里往外，所有键得到的偏置都相同。\n"
+                f"- 编码器的桶 **{unused}** 从来用不到：距离 0（查询自身）算作“之前”，落在桶 0，所以“之后”"
+                f"那一半从距离 1 → 桶 {first_after} 开始。")
+    return (f"- The last bucket does not start at `relative_attention_max_distance` = {MAX_DISTANCE}: it starts at "
+            f"distance **{enc_start}** in the encoder (bucket {enc_last} before the query, {enc_after_last} after it) "
+            f"and **{dec_start}** in the decoder (bucket {dec_last}). The log formula puts `max_distance` where a bucket "
+            f"one past the last would begin, so the last real bucket starts one log-step earlier; every key from "
+            f"there on gets the same bias.\n"
+            f"- Encoder bucket **{unused}** is never used: distance 0 (the query itself) counts as \"before\" and "
+            f"gets bucket 0, so the \"after\" half starts at distance 1 → bucket {first_after}.")
+
+
+def summary_zh() -> str:
+    return summary(zh=True)
+
+
 def plot(out: Path, horizon: int = 160):
     plt = need_matplotlib()
     rel = list(range(-horizon, horizon + 1))
@@ -107,11 +150,14 @@ def plot(out: Path, horizon: int = 160):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", action="store_true", help="print the markdown table instead of drawing")
-    p.add_argument("--zh", action="store_true", help="with --table: the table in Chinese (docs/zh/architecture.md)")
+    p.add_argument("--summary", action="store_true", help="print where the last bucket starts, and the unused one")
+    p.add_argument("--zh", action="store_true", help="with --table or --summary: in Chinese (docs/zh/architecture.md)")
     p.add_argument("--out", default=str(ROOT / "docs/img/position_buckets.png"))
     args = p.parse_args()
     if args.table:
         print(markdown_table(zh=args.zh))
+    elif args.summary:
+        print(summary(zh=args.zh))
     else:
         plot(Path(args.out))
 

@@ -1,6 +1,7 @@
 """Print a worked example of T5's span corruption, made by minit5/data.py itself.
 
     python docs/scripts/span_corruption_example.py [--seed 0] [--text "..."]
+    python docs/scripts/span_corruption_example.py --zh     the same with Chinese labels (docs/zh/training.md)
 
 T5 corrupts SentencePiece tokens; to keep the example readable, this uses one token per word (a tiny
 word-level tokenizer defined here, with sentinels at the top of its vocabulary as in T5's). The mask, the
@@ -40,22 +41,35 @@ class WordTokenizer:
                         for i in ids)
 
 
-def worked_example(seed: int = 0, text: str = SENTENCE) -> str:
-    """The worked example as a block of text (docs/training.md shows it for seed 0)."""
+def worked_example(seed: int = 0, text: str = SENTENCE, zh: bool = False) -> str:
+    """The worked example as a block of text (docs/training.md shows it for seed 0; zh: Chinese labels)."""
     words = text.split()
     tok = WordTokenizer(words)
     tokens = tok.encode(text, add_eos=False)
     mask = random_spans_noise_mask(len(tokens), 0.15, 3.0, np.random.default_rng(seed))
     inputs, targets = apply_noise_mask(tokens, mask, tok)
-    lines = [f"original ({len(tokens)} tokens): {text}",
-             "noise mask:           " + " ".join(f"[{w}]" if m else w for w, m in zip(words, mask)),
-             f"inputs  ({len(inputs)} tokens): {tok.show(inputs)}",
-             f"targets ({len(targets)} tokens): {tok.show(targets)}",
-             f"noise: {int(mask.sum())} of {len(tokens)} tokens in {len(targets) - int(mask.sum()) - 1} span(s)"]
+    marked = " ".join(f"[{w}]" if m else w for w, m in zip(words, mask))
+    noise, spans = int(mask.sum()), len(targets) - int(mask.sum()) - 1
+    if zh:
+        lines = [f"原文（{len(tokens)} 个词元）：{text}",
+                 f"噪声掩码：{marked}",
+                 f"输入（{len(inputs)} 个词元）：{tok.show(inputs)}",
+                 f"目标（{len(targets)} 个词元）：{tok.show(targets)}",
+                 f"噪声：{len(tokens)} 个词元中的 {noise} 个，分成 {spans} 个片段"]
+    else:
+        lines = [f"original ({len(tokens)} tokens): {text}",
+                 "noise mask:           " + marked,
+                 f"inputs  ({len(inputs)} tokens): {tok.show(inputs)}",
+                 f"targets ({len(targets)} tokens): {tok.show(targets)}",
+                 f"noise: {noise} of {len(tokens)} tokens in {spans} span(s)"]
     for length in (128, 512):
         raw, target = span_corruption_lengths(length)
-        lines.append(f"span_corruption_lengths({length}) = ({raw}, {target}): {raw} raw tokens give {length} "
-                     f"inputs and {target} targets")
+        if zh:
+            lines.append(f"span_corruption_lengths({length}) = ({raw}, {target})：{raw} 个原始词元变成 {length} "
+                         f"个输入词元和 {target} 个目标词元")
+        else:
+            lines.append(f"span_corruption_lengths({length}) = ({raw}, {target}): {raw} raw tokens give {length} "
+                         f"inputs and {target} targets")
     return "\n".join(lines)
 
 
@@ -64,12 +78,17 @@ def markdown_block() -> str:
     return "```text\n" + worked_example() + "\n```"
 
 
+def markdown_block_zh() -> str:
+    return "```text\n" + worked_example(zh=True) + "\n```"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--text", default=SENTENCE)
+    p.add_argument("--zh", action="store_true", help="Chinese labels, for docs/zh/training.md")
     args = p.parse_args()
-    print(worked_example(args.seed, args.text))
+    print(worked_example(args.seed, args.text, zh=args.zh))
 
 
 if __name__ == "__main__":

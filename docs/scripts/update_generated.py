@@ -34,6 +34,14 @@ GENERATORS = {
     ("docs/scripts/plot_buckets.py", " --table --zh"): "markdown_table_zh",
     ("docs/scripts/span_corruption_example.py", ""): "markdown_block",
     ("docs/scripts/demo_report.py", " --table"): "markdown_table",
+    ("docs/scripts/plot_buckets.py", " --summary"): "summary",
+    ("docs/scripts/plot_buckets.py", " --summary --zh"): "summary_zh",
+    ("docs/scripts/training_memory.py", ""): "markdown_block",
+    ("docs/scripts/training_memory.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/weights_table.py", " --zh"): "markdown_table_zh",
+    ("docs/scripts/memory_table.py", " --zh"): "markdown_table_zh",
+    ("docs/scripts/span_corruption_example.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/demo_report.py", " --table --zh"): "markdown_table_zh",
 }
 
 

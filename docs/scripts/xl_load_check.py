@@ -1,6 +1,6 @@
-"""Build a flan-T5-XL-sized checkpoint (random weights, 11.4 GB fp32 on disk) and load it, as docs/weights.md reports.
+"""Build a flan-T5-XL-sized checkpoint (random weights, 10.6 GiB fp32 on disk) and load it, as docs/weights.md reports.
 
-    python docs/scripts/xl_load_check.py [--folder /tmp/xl]     needs ~12 GB free disk and ~12 GB memory
+    python docs/scripts/xl_load_check.py [--folder /tmp/xl]     needs ~11 GiB free disk and ~11 GiB memory
 
 Each load runs in a fresh process; it prints the load time, the growth of peak resident memory while loading,
 and the peak after one short forward pass (which touches every weight).
