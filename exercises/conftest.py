@@ -20,8 +20,10 @@ except ImportError as e:  # pragma: no cover
     pytest.exit(f"{e}; the exercises need the test extra: pip install -e \".[test]\"", returncode=4)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the network
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 
 DEFAULT_DEMO_MODEL = "out/demo"  # where `python train.py` saves its model
 
