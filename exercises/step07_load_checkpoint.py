@@ -34,7 +34,7 @@ def hf_name(name: str, config) -> str:
     raise NotImplementedError("step 7: hf_name")
 
 
-def load_hf_checkpoint(folder):
+def load_hf_checkpoint(folder) -> T5:
     """A folder written by transformers' save_pretrained -> your T5 with its weights, in eval mode.
 
     - config.json: T5Config.from_json_file(folder / "config.json")

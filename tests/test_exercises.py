@@ -5,7 +5,8 @@
 2. the untouched skeletons fail every test with NotImplementedError (`python -m pytest exercises`): nothing
    passes by accident;
 3. each step's tests reject plausible wrong implementations (tests/exercise_mistakes.py), with the message that
-   explains the mistake.
+   explains the mistake;
+4. every skeleton asks for the functions and signatures its solution has.
 """
 
 import importlib
@@ -65,3 +66,30 @@ def test_step_tests_reject_a_plausible_mistake(step, test_name, wrong, explanati
         test(**arguments)
     assert re.search(explanation, str(failure.value)), \
         f"{step} {test_name} rejected the mistake, but its message does not explain it:\n{failure.value}"
+
+
+def interface(module) -> dict:
+    """The functions and classes a step file defines, with their signatures (methods included)."""
+    found = {}
+    for name, obj in vars(module).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if inspect.isfunction(obj):
+            found[name] = str(inspect.signature(obj)).replace(".solutions.", ".")
+        elif inspect.isclass(obj):
+            found[name] = "class"
+            for member, fn in vars(obj).items():
+                if inspect.isfunction(fn) and (member == "__init__" or not member.startswith("_")):
+                    found[f"{name}.{member}"] = str(inspect.signature(fn)).replace(".solutions.", ".")
+    return found
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_skeleton_and_solution_have_the_same_interface(step):
+    skeleton = importlib.import_module(f"exercises.{step}")
+    solution = importlib.import_module(f"exercises.solutions.{step}")
+    mine, theirs = interface(skeleton), interface(solution)
+    # A solution may add helpers (Attention.split_heads); everything the skeleton asks for must match exactly.
+    differences = {name: (sig, theirs.get(name)) for name, sig in mine.items() if theirs.get(name) != sig}
+    assert not differences, f"exercises/{step}.py and its solution disagree (skeleton, solution): {differences}"
+    assert mine, f"exercises/{step}.py defines nothing to fill in"
