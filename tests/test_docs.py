@@ -1,7 +1,8 @@
 """The docs stay true to the code. For every markdown file under docs/ and the top-level README.md:
 
 1. Paths. Every repository path mentioned anywhere (prose, backticks, code blocks) that starts with minit5/,
-   docs/, tests/ or bench/, or names a top-level file (train.py, generate.py, README.md, pyproject.toml), exists.
+   docs/, tests/, bench/ or exercises/, or names a top-level file (train.py, generate.py, README.md,
+   pyproject.toml), exists.
 2. Code names. A name written right after a Python file, as `minit5/model.py` `RMSNorm` (code spans separated
    only by spaces; several names may follow: `minit5/model.py` `RMSNorm` `Attention`) or as
    `minit5/model.py:RMSNorm`, is defined in that file: a top-level function, class or assignment, or
@@ -40,7 +41,7 @@ ENGLISH_PAGES = sorted((ROOT / "docs").glob("*.md"))
 ZH = ROOT / "docs" / "zh"
 ZH_ONLY = {"glossary.md"}  # Chinese pages without an English counterpart
 
-PATH = re.compile(r"(?<![\w/.-])((?:minit5|docs|tests|bench)/[\w./-]*[\w/]|(?:train|generate)\.py|README\.md|"
+PATH = re.compile(r"(?<![\w/.-])((?:minit5|docs|tests|bench|exercises)/[\w./-]*[\w/]|(?:train|generate)\.py|README\.md|"
                   r"pyproject\.toml)(?![\w/])")
 NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?(?:\(\))?"
 FILE_THEN_NAMES = re.compile(r"`([\w./-]+\.py)`((?:[ \t]+`" + NAME + r"`)+)")
