@@ -139,7 +139,8 @@ def record_transformers(hf, config: T5Config) -> Recorder:
     each return the hidden states after their residual add (attention layers as the first item of a tuple)."""
     rec, modules = Recorder(), dict(hf.named_modules())
     for name in stage_names(config)[:-1]:
-        rec.keep(modules[hf_module_name(name, config)], name, pick=lambda out: out[0] if isinstance(out, tuple) else out)
+        rec.keep(modules[hf_module_name(name, config)], name,
+                 pick=lambda out: out[0] if isinstance(out, tuple) else out)
         if name.endswith(".ffn"):
             rec.keep_hidden_peak(modules[hf_name(f"{name}.down.weight", config).removesuffix(".weight")], name)
     return rec
@@ -220,7 +221,8 @@ def compare_stages(model_rec: Recorder, ref_rec: Recorder, names, encoder_valid,
         rel = max_diff / scale if scale > 0 else (0.0 if max_diff == 0 else math.inf)
         row = dict(name=name, max_abs_diff=max_diff, rel_diff=rel,
                    max_abs_model=_peak(ours), max_abs_reference=_peak(ref),  # inf or NaN when there are any
-                   nonfinite_model=int((~torch.isfinite(ours)).sum()), nonfinite_reference=int((~torch.isfinite(ref)).sum()))
+                   nonfinite_model=int((~torch.isfinite(ours)).sum()),
+                   nonfinite_reference=int((~torch.isfinite(ref)).sum()))
         row["over_tolerance"] = not (rel <= tolerance)  # NaN compares False: over
         if name in model_rec.ffn_hidden:
             row["max_abs_ffn_hidden_model"] = model_rec.ffn_hidden[name][valid].max().item()
@@ -271,7 +273,8 @@ def fmt(x: float) -> str:
 def stage_table(result: dict) -> list[str]:
     rows, first = result["stages"], result["first_divergence"]
     width = max(len(r["name"]) for r in rows)
-    lines = [f"   {'stage':<{width}}  {'max|Δ|':>9}  {'rel Δ':>9}  {'max|act| MODEL':>14}  {'max|act| REF':>12}  note"]
+    header = f"{'max|Δ|':>9}  {'rel Δ':>9}  {'max|act| MODEL':>14}  {'max|act| REF':>12}  note"
+    lines = [f"   {'stage':<{width}}  {header}"]
     first_nonfinite = result["first_nonfinite"]["model"]
     for r in rows:
         mark = ">> " if r["name"] == first else (" ! " if r["over_tolerance"] else "   ")
@@ -283,8 +286,8 @@ def stage_table(result: dict) -> list[str]:
         if r.get("reference_exceeds_half_range"):
             peaks = [(where, r.get(key, 0.0)) for where, key in (("FFN hidden", "max_abs_ffn_hidden_reference"),
                                                                  ("output", "max_abs_reference"))]
-            notes.append(" and ".join(f"REF's {where} reaches {fmt(peak)}" for where, peak in peaks
-                                      if peak > result["half_max"]) + f" > {result['dtype']} max {fmt(result['half_max'])}")
+            over = " and ".join(f"REF's {where} reaches {fmt(peak)}" for where, peak in peaks if peak > result["half_max"])
+            notes.append(f"{over} > {result['dtype']} max {fmt(result['half_max'])}")
         lines.append(f"{mark}{r['name']:<{width}}  {fmt(r['max_abs_diff']):>9}  {fmt(r['rel_diff']):>9}  "
                      f"{fmt(r['max_abs_model']):>14}  {fmt(r['max_abs_reference']):>12}  {'; '.join(notes)}".rstrip())
     return lines
@@ -295,14 +298,22 @@ def token_lines(title: str, rows: list[dict]) -> list[str]:
     for i, r in enumerate(rows, start=1):
         prompt = r["prompt"] if len(r["prompt"]) <= 40 else r["prompt"][:39] + "…"
         if r["first_difference"] is None:
-            lines.append(f"  {i}  {prompt!r}: identical ({len(r['model'])} tokens) {r['model_text']!r}")
+            answer = _answer(r["model"], r["model_text"])
+            lines.append(f"  {i}  {prompt!r}: identical ({len(r['model'])} tokens) {answer}")
         else:
             step = r["first_difference"]
             lines.append(f"  {i}  {prompt!r}: differ at step {step} "
                          f"(MODEL token {_token_at(r['model'], step)}, REF token {_token_at(r['reference'], step)})")
-            lines.append(f"       MODEL {r['model_text']!r}")
-            lines.append(f"       REF   {r['reference_text']!r}")
+            lines.append(f"       MODEL {_answer(r['model'], r['model_text'])}")
+            lines.append(f"       REF   {_answer(r['reference'], r['reference_text'])}")
     return lines
+
+
+def _answer(tokens, text) -> str:
+    """The decoded answer, or its ids when they decode to nothing (e.g. ids the tokenizer does not have)."""
+    if text.strip():
+        return repr(text)
+    return "ids " + " ".join(map(str, tokens[:12])) + (" …" if len(tokens) > 12 else "")
 
 
 def _token_at(tokens, step):
@@ -466,7 +477,8 @@ def prepare(args):
     against_transformers = args.against is None and args.dtype == "float32"
     transformers = import_transformers() if against_transformers else None
     if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
-        raise BadInput(f"--device {args.device} is not available here (cpu{', cuda' if torch.cuda.is_available() else ''})")
+        available = "cpu, cuda" if torch.cuda.is_available() else "cpu"
+        raise BadInput(f"--device {args.device} is not available here ({available})")
     model_folder, model_config = read_config(args.model, "MODEL")
     ref_folder, ref_config = (read_config(args.against, "REF") if args.against else (model_folder, model_config))
     try:

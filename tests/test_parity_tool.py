@@ -117,7 +117,8 @@ def check_json(data, status, printed):
     assert data["tokens_identical"] == all(r["first_difference"] is None for rows in data["tokens"].values()
                                            for r in rows)
     assert data["tokenizer_ids_identical"] in (True, False, None)
-    agree = data["first_divergence"] is None and data["tokens_identical"] and data["tokenizer_ids_identical"] is not False
+    agree = (data["first_divergence"] is None and data["tokens_identical"]
+             and data["tokenizer_ids_identical"] is not False)
     assert data["agree"] == agree and data["exit_status"] == status == (0 if agree else 1)
     assert printed.rstrip().splitlines()[-1].startswith("AGREE" if agree else "DIFFER")
 
