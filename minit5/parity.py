@@ -10,7 +10,8 @@ the two final norms, the logits. Forward hooks record each stage on both sides (
 the first stage whose difference exceeds the tolerance is where the two models part. Then both sides generate
 (greedy and beam search) and the tokens are compared step by step. docs/parity.md shows reports and how to read them.
 
-Exit status: 0 when every stage is within tolerance and the tokens are identical, 1 when not, 2 for bad input.
+Everything runs on the CPU. Exit status: 0 when every stage is within tolerance and the tokens are identical, 1 when
+not, 2 for bad input (refused in one line before anything runs).
 """
 
 from __future__ import annotations
@@ -152,7 +153,6 @@ def record_transformers(hf, config: T5Config) -> Recorder:
 @dataclass
 class Side:
     """One model as the comparison sees it: what it is, a forward pass that records stages, and generate."""
-    label: str  # "MODEL" or "REF"
     description: str  # e.g. "minit5, float16" or "transformers 5.24.0, float32, eager attention"
     model: object
     config: T5Config
@@ -160,35 +160,29 @@ class Side:
 
     def stages(self, input_ids, attention_mask, decoder_input_ids) -> Recorder:
         rec = record_transformers(self.model, self.config) if self.is_transformers else record_minit5(self.model)
-        device = self.device
         try:
             with torch.no_grad():
                 if self.is_transformers:
-                    logits = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                        decoder_input_ids=decoder_input_ids.to(device), use_cache=False).logits
+                    logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                        decoder_input_ids=decoder_input_ids, use_cache=False).logits
                 else:
-                    logits, _ = self.model(input_ids.to(device), attention_mask=attention_mask.to(device),
-                                           decoder_input_ids=decoder_input_ids.to(device))
+                    logits, _ = self.model(input_ids, attention_mask=attention_mask,
+                                           decoder_input_ids=decoder_input_ids)
         finally:
             rec.remove()
         rec.stages["logits"] = logits
         return rec
 
     def generate(self, input_ids, attention_mask, max_new_tokens: int, num_beams: int) -> torch.Tensor:
-        device = self.device
         with torch.no_grad():
             if self.is_transformers:  # use_cache=False: its cache rounds differently (docs/parity.md)
-                out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                           max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
                                           use_cache=False)
             else:  # the readable decoder step: it leaves the weights as loaded (tests hold the fast step equal)
                 out = self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens,
                                           num_beams=num_beams, fast=False)
-        return out.cpu()
-
-    @property
-    def device(self):
-        return next(self.model.parameters()).device
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,9 +376,9 @@ def read_config(path_or_id, what: str) -> tuple[Path, T5Config]:
         raise BadInput(f"{what} is not a T5 checkpoint: {e}") from None
 
 
-def load_minit5(folder: Path, what: str, dtype, device) -> T5:
+def load_minit5(folder: Path, what: str, dtype) -> T5:
     try:
-        return T5.from_pretrained(folder, dtype=dtype, device=device)
+        return T5.from_pretrained(folder, dtype=dtype)
     except CheckpointError as e:
         raise BadInput(f"{what}: {e}") from None
 
@@ -459,7 +453,6 @@ def parse_args(argv):
                    help="largest max|Δ| / max|act REF| per stage (default by dtype: "
                         + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
     p.add_argument("--json", metavar="OUT.json", help="also write the report's data as JSON")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = p.parse_args(argv)
     if args.max_new_tokens < 1:
         p.error(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
@@ -476,11 +469,8 @@ def prepare(args):
     dtype = getattr(torch, args.dtype)
     against_transformers = args.against is None and args.dtype == "float32"
     transformers = import_transformers() if against_transformers else None
-    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
-        available = "cpu, cuda" if torch.cuda.is_available() else "cpu"
-        raise BadInput(f"--device {args.device} is not available here ({available})")
     model_folder, model_config = read_config(args.model, "MODEL")
-    ref_folder, ref_config = (read_config(args.against, "REF") if args.against else (model_folder, model_config))
+    ref_folder = read_config(args.against, "REF")[0] if args.against else model_folder
     try:
         tokenizer = Tokenizer.from_pretrained(model_folder)
     except TokenizerError as e:
@@ -490,14 +480,14 @@ def prepare(args):
         raise BadInput(f"MODEL's tokenizer gives id {max(too_big)}, but the model's embedding has only "
                        f"{model_config.vocab_size} rows ({model_folder / 'config.json'})")
 
-    model = load_minit5(model_folder, "MODEL", dtype, args.device)
+    model = load_minit5(model_folder, "MODEL", dtype)
     runs = f"minit5, {args.dtype}"
-    model_side = Side("MODEL", runs, model, model.config)
+    model_side = Side(runs, model, model.config)
     extras = dict(tokenizer_ids_identical=None, tokenizer_note="")
     if args.against:
-        ref = load_minit5(ref_folder, "REF", dtype, args.device)
+        ref = load_minit5(ref_folder, "REF", dtype)
         check_same_shapes(model, ref, model_folder, ref_folder)
-        ref_side = Side("REF", runs, ref, ref.config)
+        ref_side = Side(runs, ref, ref.config)
         ref_tokenizer = None
         try:
             ref_tokenizer = Tokenizer.from_pretrained(ref_folder)
@@ -508,8 +498,8 @@ def prepare(args):
                 tokenizer, ref_tokenizer, prompts)
         kind = "minit5"
     elif not against_transformers:  # half precision against itself in fp32
-        ref = load_minit5(model_folder, "MODEL", torch.float32, args.device)
-        ref_side = Side("REF", "minit5, float32", ref, ref.config)
+        ref = load_minit5(model_folder, "MODEL", torch.float32)
+        ref_side = Side("minit5, float32", ref, ref.config)
         kind = "minit5"
     else:
         hf_class = getattr(transformers, MODEL_TYPES[model_config.model_type])
@@ -518,8 +508,7 @@ def prepare(args):
         except Exception as e:  # transformers refuses the folder: say so in one line
             raise BadInput(f"transformers cannot load MODEL ({model_folder}): {str(e).strip().splitlines()[0]}") \
                 from None
-        hf.to(args.device)
-        ref_side = Side("REF", f"transformers {transformers.__version__}, float32, eager attention", hf,
+        ref_side = Side(f"transformers {transformers.__version__}, float32, eager attention", hf,
                         model.config, is_transformers=True)
         try:
             from transformers import AutoTokenizer
@@ -549,11 +538,8 @@ def run(args, model_side: Side, ref_side: Side, tokenizer: Tokenizer, prompts, e
     progress.update()
     half_max = torch.finfo(getattr(torch, args.dtype)).max if args.dtype == "float16" else None
     names = stage_names(config)
-    encoder_valid = attention_mask.bool().to(ref_side.device)
-    decoder_valid = decoder_positions(ref_greedy, config.eos_token_id).to(ref_side.device)
-    for rec in (model_rec, ref_rec):  # both on the reference's device for the comparison
-        rec.stages = {k: v.to(ref_side.device) for k, v in rec.stages.items()}
-        rec.ffn_hidden = {k: v.to(ref_side.device) for k, v in rec.ffn_hidden.items()}
+    encoder_valid = attention_mask.bool()
+    decoder_valid = decoder_positions(ref_greedy, config.eos_token_id)
     stages = compare_stages(model_rec, ref_rec, names, encoder_valid, decoder_valid, tolerance, half_max)
     del model_rec, ref_rec
 

@@ -1,6 +1,7 @@
 """The reports and the tolerance measurements shown in docs/parity.md ("Finding where two models part").
 
-    python docs/scripts/parity_reports.py            print the markdown (a few minutes on 2 CPU cores)
+    python docs/scripts/parity_reports.py                 print the markdown (a few minutes on 2 CPU cores)
+    python docs/scripts/parity_reports.py --demo DIR      the trained demo model is in DIR (default out/demo)
 
 It makes a random flan-T5-small-shaped checkpoint (8+8 blocks, d_model 512, minit5's T5 initialisation, byte-level
 tokenizer) in a temporary folder, then two copies with a deliberate fault:
@@ -9,13 +10,15 @@ tokenizer) in a temporary folder, then two copies with a deliberate fault:
   loud     decoder block 2's feed-forward "up" matrix (wi_1) multiplied by 10^4, so that its hidden layer exceeds
            float16's range; reported with `python -m minit5.parity loud --dtype float16`
 and measures, for the tolerances, the largest relative difference of any stage where nothing is wrong (fp32 against
-transformers, bf16 and fp16 against fp32; on the random model and on the trained demo model if it exists) and the
+transformers, bf16 and fp16 against fp32; on the random model and on the trained demo model, `python train.py`'s,
+if it exists) and the
 relative difference that a small fault (1% noise in one tensor) makes at its stage. Needs the test extra
 (transformers). The numbers vary slightly from machine to machine: docs/parity.md marks them as measured.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -28,7 +31,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DEMO = Path("/work/artifacts/demo_en") if Path("/work/artifacts/demo_en/config.json").exists() else ROOT / "out/demo"
 
 
 def make_checkpoints(root: Path) -> dict:
@@ -78,6 +80,9 @@ def largest_rel(data) -> str:
 
 
 def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--demo", default="out/demo", help="the trained demo model's folder (default out/demo)")
+    demo = Path(p.parse_args().demo)
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +99,8 @@ def main():
         print("| model | comparison | largest rel Δ of any stage (where) | tokens identical |")
         print("|---|---|---:|---|")
         models = [("random flan-T5-small shape", clean)]
-        if (DEMO / "config.json").exists():
-            models.append(("the trained demo model", DEMO))
+        if (demo / "config.json").exists():
+            models.append(("the trained demo model", demo))
         for label, folder in models:
             for what, argv in (("fp32, minit5 vs transformers", []), ("bfloat16 vs fp32", ["--dtype", "bfloat16"]),
                                ("float16 vs fp32", ["--dtype", "float16"])):
@@ -115,7 +120,7 @@ def main():
             _, data = tool(noisy, "--against", clean, "--max-new-tokens", "4")
             rel = next(float(s["rel_diff"]) for s in data["stages"] if s["name"] == stage)
             print(f"| `{key}` | {rel:.1e} | {data['first_divergence']} |")
-    print(f"\n(torch {torch.__version__}; demo model: {DEMO if len(models) > 1 else 'not found'})")
+    print(f"\n(torch {torch.__version__}; demo model: {demo if len(models) > 1 else 'not found'})")
 
 
 if __name__ == "__main__":
