@@ -9,7 +9,8 @@ tokenizer) in a temporary folder, then two copies with a deliberate fault:
            conversion mistake; reported with `python -m minit5.parity broken --against clean`
   loud     decoder block 2's feed-forward "up" matrix (wi_1) multiplied by 10^4, so that its hidden layer exceeds
            float16's range; reported with `python -m minit5.parity loud --dtype float16`
-and measures, for the tolerances, the largest relative difference of any stage where nothing is wrong (fp32 against
+and, given the trained demo model, a copy of it with 1% noise in one cross-attention matrix (demo_broken), which
+changes no token but is found at its stage; and measures, for the tolerances, the largest relative difference of any stage where nothing is wrong (fp32 against
 transformers, bf16 and fp16 against fp32; on the random model and on the trained demo model, `python train.py`'s,
 if it exists) and the
 relative difference that a small fault (1% noise in one tensor) makes at its stage. Needs the test extra
@@ -95,6 +96,21 @@ def main():
         report, _ = tool(made["loud"], "--dtype", "float16", "--max-new-tokens", "16")
         print("```\n" + report.replace(tmp, "/tmp") + "```\n")
 
+        if (demo / "config.json").exists():
+            print("### A fault the tokens do not show: `python -m minit5.parity demo_broken --against demo`\n")
+            quiet = Path(tmp) / "demo_broken"
+            quiet.mkdir()
+            for f in ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json"):
+                if (demo / f).exists():
+                    (quiet / f).write_bytes((demo / f).read_bytes())
+            from safetensors.torch import load_file, save_file
+            weights = load_file(demo / "model.safetensors")
+            key = "decoder.block.1.layer.1.EncDecAttention.v.weight"  # 1% noise in one cross-attention matrix
+            noise = torch.randn(weights[key].shape, generator=torch.Generator().manual_seed(0))
+            weights[key] = weights[key] + 0.01 * weights[key].abs().mean() * noise
+            save_file(weights, quiet / "model.safetensors", metadata={"format": "pt"})
+            report, _ = tool(quiet, "--against", demo, "--max-new-tokens", "16")
+            print("```\n" + report.replace(tmp, "/tmp").replace(str(demo), "demo") + "```\n")
         print("### Tolerances: what rounding does, what a fault does\n")
         print("| model | comparison | largest rel Δ of any stage (where) | tokens identical |")
         print("|---|---|---:|---|")
