@@ -1,6 +1,6 @@
 """minit5 against transformers on real flan-T5 weights: `python -m minit5.parity` on a downloaded checkpoint.
 
-    python docs/scripts/check_real_weights.py                      downloads google/flan-t5-small (~300 MB) once
+    python docs/scripts/check_real_weights.py                      downloads google/flan-t5-small (~0.3 GiB) once
     python docs/scripts/check_real_weights.py --hub google/flan-t5-base
     python docs/scripts/check_real_weights.py --model DIR          a folder you downloaded, e.g. with
                                                                    `hf download google/flan-t5-small --local-dir DIR`
