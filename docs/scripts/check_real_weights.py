@@ -1,13 +1,13 @@
-"""minit5 against transformers on real flan-T5 weights: tokenizer ids, logits, greedy and beam-search tokens.
+"""minit5 against transformers on real flan-T5 weights: `python -m minit5.parity` on a downloaded checkpoint.
 
     python docs/scripts/check_real_weights.py                      downloads google/flan-t5-small (~0.3 GiB) once
     python docs/scripts/check_real_weights.py --hub google/flan-t5-base
     python docs/scripts/check_real_weights.py --model DIR          a folder you downloaded, e.g. with
                                                                    `hf download google/flan-t5-small --local-dir DIR`
 
-Needs transformers (pip install -e ".[test]") and, to download, huggingface_hub (pip install -e ".[hub]").
-Without a connection it prints one line saying it skipped, and exits 0. Exit 1 means a check failed.
-Both models run in fp32 on the CPU; transformers with eager attention and use_cache=False (see docs/parity.md).
+All it adds to `python -m minit5.parity MODEL` is the default checkpoint and, without a connection, one line saying
+it skipped (exit 0) instead of an error. Needs transformers (pip install -e ".[test]") and, to download,
+huggingface_hub (pip install -e ".[hub]"). Exit status as the tool's: 0 agree, 1 differ, 2 bad input.
 """
 
 from __future__ import annotations
@@ -19,16 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-PROMPTS = [
-    "Translate English to German: How old are you?",
-    "Where is Ganymede?",
-    "Answer the following question. What is the boiling point of water in Celsius?",
-    "Is this review positive or negative? I loved this movie, the actors were great.",
-    "summarize: The tower is 324 metres tall, about the same height as an 81-storey building, "
-    "and the tallest structure in Paris.",
-]
-LOGIT_TOLERANCE = 1e-4  # max |diff| relative to the largest |logit| (real activations are large; see docs/parity.md)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def fetch(hub_id: str) -> Path | None:
@@ -51,64 +42,12 @@ def main():
     p.add_argument("--model", help="a local Hugging Face folder (config.json, weights, tokenizer files)")
     p.add_argument("--hub", default="google/flan-t5-small", help="hub id to download when --model is not given")
     p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--num-beams", type=int, default=4)
     args = p.parse_args()
-
-    try:
-        import torch
-        import transformers
-        from transformers import AutoTokenizer, T5ForConditionalGeneration
-    except ImportError as e:
-        sys.exit(f'error: {e}; this check compares with transformers: pip install -e ".[test]"')
-    transformers.logging.set_verbosity_error()
-    from minit5 import T5, Tokenizer
-
     folder = Path(args.model) if args.model else fetch(args.hub)
     if folder is None:
         return 0
-    if not folder.is_dir():
-        sys.exit(f"error: {folder} is not a folder")
-    torch.manual_seed(0)
-    failures = []
-
-    def report(name, ok, detail=""):
-        print(f"{'ok  ' if ok else 'FAIL'}  {name}{': ' + detail if detail else ''}")
-        if not ok:
-            failures.append(name)
-
-    # 1. tokenizer: the same ids, the same padded batch
-    tokenizer, hf_tokenizer = Tokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    same_ids = all(tokenizer.encode(text) == hf_tokenizer(text)["input_ids"] for text in PROMPTS)
-    report("tokenizer ids", same_ids, f"{len(PROMPTS)} prompts")
-    input_ids, attention_mask = tokenizer.encode_batch(PROMPTS)  # (B, S), right-padded with 0
-    hf_batch = hf_tokenizer(PROMPTS, padding=True, return_tensors="pt")
-    report("padded batch", torch.equal(input_ids, hf_batch["input_ids"])
-           and torch.equal(attention_mask, hf_batch["attention_mask"]), f"shape {tuple(input_ids.shape)}")
-
-    # 2. the models: logits teacher-forced on transformers' greedy answers, then generated tokens
-    model = T5.from_pretrained(folder)
-    hf = T5ForConditionalGeneration.from_pretrained(folder, attn_implementation="eager").eval()
-    gen = dict(max_new_tokens=args.max_new_tokens, do_sample=False)
-    with torch.no_grad():
-        ref_greedy = hf.generate(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **gen)
-        ref_logits = hf(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=ref_greedy,
-                        use_cache=False).logits
-        logits, _ = model(input_ids, attention_mask=attention_mask, decoder_input_ids=ref_greedy)
-        diff, scale = (logits - ref_logits).abs().max().item(), ref_logits.abs().max().item()
-        report("logits", diff <= LOGIT_TOLERANCE * scale,
-               f"max |diff| {diff:.2e}, largest |logit| {scale:.1f}, relative {diff / scale:.1e}")
-
-        greedy = model.generate(input_ids, attention_mask, max_new_tokens=args.max_new_tokens)
-        report("greedy tokens", greedy.shape == ref_greedy.shape and torch.equal(greedy, ref_greedy))
-        ref_beam = hf.generate(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                               num_beams=args.num_beams, **gen)
-        beam = model.generate(input_ids, attention_mask, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
-        report(f"beam-{args.num_beams} tokens", beam.shape == ref_beam.shape and torch.equal(beam, ref_beam))
-    for prompt, row in zip(PROMPTS, greedy):
-        print(f"      {prompt[:60]!r} -> {tokenizer.decode(row)!r}")
-    print(f"{'all checks passed' if not failures else 'FAILED: ' + ', '.join(failures)} "
-          f"({folder}, torch {torch.__version__}, transformers {transformers.__version__})")
-    return 1 if failures else 0
+    from minit5.parity import main as parity
+    return parity([str(folder), "--max-new-tokens", str(args.max_new_tokens)])
 
 
 if __name__ == "__main__":
