@@ -424,4 +424,4 @@ def test_the_beam_tree_in_a_browser(server, tmp_path):
     assert "steps in" in page.by_id["status"][1], page.by_id["status"]
     assert page.by_id["beam-panel"][0].get("hidden") is None
     assert page.classes["node"] >= 1 + 2 * 3 and page.classes.get("finished", 0) >= 1
-    assert "Finished hypotheses" in page.by_id["finished"][1]
+    assert "Finished hypotheses" in page.by_id["finished-note"][1] and "score" in page.by_id["finished"][1]

@@ -6,6 +6,7 @@ let info = null;     // GET /api/info: the model, defaults, limits
 let trace = null;    // the last POST /api/generate answer
 let selected = 0;    // the step shown in detail (0-based)
 let playing = null;  // the timer of "play"
+let startStep = null;  // ?step=N in the address: the step to show first
 
 // ---------------------------------------------------------------- small helpers
 function el(tag, attrs = {}, ...children) {
@@ -30,14 +31,14 @@ function label(token) {
 function percent(p) {
   if (p === null || p === undefined) return "";
   if (p >= 0.1) return (100 * p).toFixed(1) + "%";
-  if (p >= 0.001) return (100 * p).toFixed(2) + "%";
-  return p > 0 ? (100 * p).toExponential(1) + "%" : "0";
+  return p > 0 ? (100 * p).toPrecision(2) + "%" : "0";
 }
 
 function tokenChip(token, extra = "") {
-  return el("span", {class: "token " + extra + (token.text ? "" : " byte"),
-                     title: `id ${token.id} · piece ${token.piece}`},
-            el("b", {text: label(token)}), el("i", {text: token.id}));
+  const chip = el("span", {class: "token " + extra + (token.text ? "" : " byte"),
+                           title: `id ${token.id} · piece ${token.piece}`}, el("b", {text: label(token)}));
+  if (!extra.includes("inline")) chip.append(el("i", {text: token.id}));  // inline chips: the id is beside them
+  return chip;
 }
 
 // ---------------------------------------------------------------- the form
@@ -71,6 +72,7 @@ function loadFromAddress() {
   for (const key of ["max_new_tokens", "num_beams", "length_penalty", "temperature", "top_k", "top_p", "seed"]) {
     if (params.has(key)) $(key).value = params.get(key);
   }
+  if (params.has("step")) startStep = Number(params.get("step")) - 1;
   const chosen = params.get("do_sample") === "true" ? "sample" : Number(params.get("num_beams") || 1) > 1 ? "beam"
                : "greedy";
   document.querySelector(`input[name=mode][value=${chosen}]`).checked = true;
@@ -91,7 +93,8 @@ async function run(event) {
     if (!response.ok) throw new Error(answer.error || response.statusText);
     saveToAddress(body);
     trace = answer;
-    selected = 0;
+    selected = Number.isInteger(startStep) ? Math.max(0, Math.min(trace.steps.length - 1, startStep)) : 0;
+    startStep = null;
     draw();
     $("status").textContent = `${trace.steps.length} steps in ${trace.seconds.toFixed(2)} s`;
   } catch (error) {
@@ -148,15 +151,16 @@ function drawDetail() {
   if (!trace.beams) header.append(el("th", {text: "logit"}));
   const rows = step.candidates.map((c, rank) => {
     const row = el("tr", {class: c.chosen ? "chosen" : ""},
-                   el("td", {text: rank + 1}), el("td", {}, tokenChip(c)), el("td", {text: c.id}), bar(c.p));
+                   el("td", {text: rank + 1}), el("td", {}, tokenChip(c, "inline")), el("td", {text: c.id}),
+                   bar(c.p));
     if (sampling) row.append(c.p_filtered > 0 ? bar(c.p_filtered, "after") : el("td", {class: "removed", text: "filtered out"}));
     if (!trace.beams) row.append(el("td", {class: "num", text: c.logit.toFixed(2)}));
     return row;
   });
   $("step-detail").replaceChildren(
     el("p", {class: "step-title"},
-       `Step ${step.step} of ${trace.steps.length}: the decoder reads `, tokenChip(step.input),
-       " and chooses ", tokenChip(step.chosen, "selected"), "."),
+       `Step ${step.step} of ${trace.steps.length}: the decoder reads `, tokenChip(step.input, "inline"),
+       " and chooses ", tokenChip(step.chosen, "inline selected"), "."),
     el("p", {class: "how", text: how}),
     el("table", {class: "candidates"}, el("thead", {}, header), el("tbody", {}, ...rows)));
 }
@@ -217,8 +221,9 @@ function drawAttention() {
   $("attention-grid").replaceChildren(grid);
   $("attention-note").textContent = `darkest = ${largest.toFixed(2)}; each row sums to 1`;
   const mine = rows[selected].map((w, j) => [w, j]).sort((a, b) => b[0] - a[0]).slice(0, 3);
-  $("attention-top").replaceChildren(`Step ${selected + 1} (choosing `, tokenChip(trace.steps[selected].chosen),
-    ") looks most at ", ...mine.flatMap(([w, j], k) => [k ? ", " : "", tokenChip(prompt[j]), ` ${w.toFixed(2)}`]), ".");
+  $("attention-top").replaceChildren(`Step ${selected + 1} (choosing `, tokenChip(trace.steps[selected].chosen, "inline"),
+    ") looks most at ", ...mine.flatMap(([w, j], k) => [k ? ", " : "", tokenChip(prompt[j], "inline"), ` ${w.toFixed(2)}`]),
+    ".");
 }
 
 // ---------------------------------------------------------------- panel 4: the beam tree
@@ -270,17 +275,19 @@ function drawBeams() {
     text.setAttribute("x", 4);
     text.setAttribute("y", 14);
     const name = node.step === 0 ? "start" : label(node);
-    text.textContent = (name.length > 7 ? name.slice(0, 6) + "…" : name) + (node.step ? ` ${node.score.toFixed(1)}` : "");
+    const score = Math.abs(node.score) < 0.05 ? "0.0" : node.score.toFixed(1);  // not "-0.0"
+    text.textContent = (name.length > 7 ? name.slice(0, 6) + "…" : name) + (node.step ? ` ${score}` : "");
     group.append(rect, text);
   }
   $("beam-tree").replaceChildren(svg);
   const lp = trace.settings.length_penalty;
+  $("finished-note").textContent = `Finished hypotheses, best first: score = summed log-probability / ` +
+    `length^${lp} (length_penalty ${lp}); the answer is the first.`;
   $("finished").replaceChildren(
-    el("caption", {text: `Finished hypotheses, best first: score = summed log-probability / length^${lp}`}),
     el("tr", {}, el("th", {text: "#"}), el("th", {text: "text"}), el("th", {text: "tokens"}), el("th", {text: "score"})),
     ...finished.map((h, i) => el("tr", {class: i === 0 ? "chosen" : ""}, el("td", {text: i + 1}),
                                  el("td", {text: h.text || "(no text)"}), el("td", {text: h.length}),
-                                 el("td", {class: "num", text: h.score.toFixed(3)}))));
+                                 el("td", {class: "num", text: (Math.abs(h.score) < 5e-4 ? 0 : h.score).toFixed(3)}))));
 }
 
 // ---------------------------------------------------------------- drawing and stepping
