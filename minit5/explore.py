@@ -43,7 +43,7 @@ REPOSITORY = PACKAGE.parent  # the guide (docs/) is shown by /source when the pa
 
 # What one request may ask for. The bounds keep one request to about a second on the demo model and the
 # response small; they are reported by /api/info so the page can show them.
-LIMITS = dict(body_bytes=64 * 1024, prompt_chars=4000, prompt_tokens=1024, max_new_tokens=256, num_beams=8,
+LIMITS = dict(body_bytes=64 * 1024, prompt_tokens=1024, max_new_tokens=256, num_beams=8,
               temperature=(0.01, 100.0), length_penalty=(-10.0, 10.0), top=50)
 DEFAULTS = dict(max_new_tokens=32, num_beams=1, do_sample=False, temperature=1.0, top_k=0, top_p=1.0, seed=0,
                 length_penalty=1.0, early_stopping=False, top=10)
@@ -102,9 +102,6 @@ def parse_request(body, vocab_size: int) -> tuple[str, dict]:
         raise RequestError(400, "prompt must be a string (the text to complete)")
     if not prompt.strip():
         raise RequestError(400, "the prompt is empty; write something for the model to complete")
-    if len(prompt) > LIMITS["prompt_chars"]:
-        raise RequestError(413, f"the prompt has {len(prompt):,} characters; this page takes up to "
-                                f"{LIMITS['prompt_chars']:,}")
     settings = dict(
         max_new_tokens=_integer(body, "max_new_tokens", 1, LIMITS["max_new_tokens"]),
         num_beams=_integer(body, "num_beams", 1, LIMITS["num_beams"]),
@@ -399,7 +396,11 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the client left; nothing to do
 
     def send_json(self, status: int, obj, extra: dict | None = None):
-        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:  # NaN and Infinity are not JSON: browsers refuse them
+            body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except ValueError:
+            status, body = 500, json.dumps(dict(error="the trace holds NaN or infinite numbers (did the model's "
+                                                      "outputs overflow?)", status=500)).encode("utf-8")
         self.send_body(status, body, "application/json; charset=utf-8", extra)
 
     def send_error_json(self, status: int, message: str, extra: dict | None = None):
@@ -484,9 +485,8 @@ class Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 remaining -= len(chunk)
-            raise RequestError(413, f"the request body has {length:,} bytes; "
-                                    f"the limit is {LIMITS['body_bytes']:,} (a prompt of up to "
-                                    f"{LIMITS['prompt_chars']:,} characters)")
+            raise RequestError(413, f"the request body has {length:,} bytes; the limit is "
+                                    f"{LIMITS['body_bytes']:,} (prompts take up to {LIMITS['prompt_tokens']:,} tokens)")
         raw = self.rfile.read(length)
         try:
             return json.loads(raw.decode("utf-8"))

@@ -275,11 +275,17 @@ BAD = [  # (what, method, path, body, headers, status)
 ]
 
 
+SAYS = {"a million characters": "request body", "5,000 characters": "5,001 tokens", "1,200 tokens": "1,201 tokens",
+        "max_new_tokens 100000": "max_new_tokens must be between 1 and 256", "top_p 1.5": "top_p must be in (0.0, 1.0]",
+        "an unknown field": "unknown field 'beams'", "malformed JSON": "not valid JSON"}  # the message names the problem
+
+
 @pytest.mark.parametrize("what, method, path, body, headers, status", BAD, ids=[b[0] for b in BAD])
 def test_bad_requests_get_a_4xx_with_a_message(server, what, method, path, body, headers, status):
     got, answer = request(server, method, path, body, headers)
     assert got == status, answer
     assert isinstance(answer, dict) and isinstance(answer["error"], str) and len(answer["error"]) > 10, answer
+    assert SAYS.get(what, "") in answer["error"]
     assert request(server, "GET", "/api/info")[0] == 200  # and the server still answers
 
 
