@@ -204,7 +204,10 @@ function drawAttention() {
   const largest = Math.max(1e-9, ...rows.flat());
   const grid = el("div", {class: "grid", style: `grid-template-columns: max-content repeat(${prompt.length}, minmax(1.6em, 1fr))`});
   grid.append(el("span", {class: "corner", text: "step ↓ / prompt →"}));
-  for (const token of prompt) grid.append(el("span", {class: "col", title: `id ${token.id}`, text: label(token)}));
+  for (const token of prompt) {  // short labels stay upright; longer ones (<0xE4>, ▁Ganymede) run vertically
+    const text = label(token);
+    grid.append(el("span", {class: [...text].length > 2 ? "col vertical" : "col", title: `id ${token.id}`, text}));
+  }
   rows.forEach((row, i) => {
     const step = trace.steps[i];
     const rowClass = i === selected ? " selected" : i > selected && playing ? " later" : "";
