@@ -256,7 +256,7 @@ class BeamRecorder:
                                text=self.tokenizer.decode([i], skip_special_tokens=False), p=round(p, 6),
                                chosen=i == chosen, p_filtered=None)
                           for i, p in sorted(probs.items(), key=lambda item: -item[1])]
-            details.append(dict(candidates=candidates, kept=None, node=node))
+            details.append(dict(candidates=candidates, kept=None))
         self.best_node = chain[0] if chain else None
         return details
 
