@@ -106,10 +106,13 @@ def check_arguments(input_ids, max_new_tokens, num_beams, do_sample, temperature
 def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, num_beams: int = 1,
              do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              length_penalty: float = 1.0, early_stopping: bool = False, min_new_tokens: int = 0,
-             generator: torch.Generator | None = None, on_step: Callable | None = None, fast: bool = True):
+             generator: torch.Generator | None = None, on_step: Callable | None = None, fast: bool = True,
+             watch: Callable | None = None):
     """Generate up to max_new_tokens tokens after the decoder start token. Returns (B, 1 + steps) token ids.
 
     on_step(tokens) is called with each step's new tokens (B,) as they are chosen (greedy and sampling only).
+    watch(numbers) is called after every step with a dict of that step's tensors, to look inside the loop
+    (minit5/explore.py draws them): see _greedy_or_sample and _beam_search for the keys.
     fast=True runs the decoder step of minit5/fast.py (same numbers, rearranged weights); False runs model.py's."""
     check_arguments(input_ids, max_new_tokens, num_beams, do_sample, temperature, top_k, top_p, min_new_tokens)
     config = model.config
@@ -130,16 +133,18 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, nu
     if num_beams == 1:
         state = State(model, encoder_output, attention_mask, max_new_tokens)
         return _greedy_or_sample(state, config, max_new_tokens, min_new_tokens, do_sample, temperature, top_k,
-                                 top_p, generator, on_step)
+                                 top_p, generator, on_step, watch)
     # Beam search: each prompt becomes num_beams rows (B * num_beams, ...).
     state = State(model, encoder_output.repeat_interleave(num_beams, dim=0),
                   attention_mask.repeat_interleave(num_beams, dim=0), max_new_tokens)
     return _beam_search(state, config, input_ids.shape[0], num_beams, max_new_tokens, min_new_tokens,
-                        length_penalty, early_stopping)
+                        length_penalty, early_stopping, watch)
 
 
 def _greedy_or_sample(state, config, max_new_tokens, min_new_tokens, do_sample, temperature, top_k, top_p,
-                      generator, on_step):
+                      generator, on_step, watch=None):
+    """watch gets, each step: scores (B, V), the model's logits (EOS blocked while min_new_tokens says so);
+    filtered (B, V), what is sampled from after temperature/top-k/top-p (scores itself in greedy search); tokens (B,)."""
     batch, device = state.batch, state.device
     tokens = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long, device=device)
     steps = [tokens[:, 0]]
@@ -149,14 +154,18 @@ def _greedy_or_sample(state, config, max_new_tokens, min_new_tokens, do_sample, 
         if step < min_new_tokens:
             scores = block_eos(scores, config.eos_token_id)
         if do_sample:
-            probs = F.softmax(sample_filters(scores, temperature, top_k, top_p), dim=-1)
+            filtered = sample_filters(scores, temperature, top_k, top_p)
+            probs = F.softmax(filtered, dim=-1)
             next_tokens = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
         else:
+            filtered = scores
             next_tokens = scores.argmax(dim=-1)
         next_tokens = next_tokens.masked_fill(finished, config.pad_token_id)  # finished rows: pad
         steps.append(next_tokens)
         if on_step is not None:
             on_step(next_tokens)
+        if watch is not None:
+            watch(dict(scores=scores, filtered=filtered, tokens=next_tokens))
         finished |= next_tokens == config.eos_token_id
         if finished.all():
             break
@@ -164,14 +173,20 @@ def _greedy_or_sample(state, config, max_new_tokens, min_new_tokens, do_sample, 
     return torch.stack(steps, dim=1)  # (B, 1 + steps)
 
 
-def _beam_search(state, config, batch, num_beams, max_new_tokens, min_new_tokens, length_penalty, early_stopping):
+def _beam_search(state, config, batch, num_beams, max_new_tokens, min_new_tokens, length_penalty, early_stopping,
+                 watch=None):
     """Beam search with transformers' rules (the vectorised version in transformers 5).
 
     Each step, every running beam proposes every token; the 2*num_beams best continuations by summed log-prob
     are kept. Those ending in EOS (or at the length limit) become finished hypotheses if they rank in the top
     num_beams, scored sum_logprob / generated_length**length_penalty; the best num_beams of the others run on.
     An example is done when it has num_beams finished hypotheses and (early_stopping) right away, or (default)
-    once its best running beam can no longer beat the worst finished one at the current length."""
+    once its best running beam can no longer beat the worst finished one at the current length.
+
+    watch gets, each step: log_probs (B*beams, V) of every running beam; the candidates, (B, 2*beams) each:
+    cand_beam (the running beam extended), cand_token, cand_scores (summed log-probs), cand_done; survive (B, beams),
+    the candidates that run on; and the finished hypotheses so far: finished (B, beams, max_new_tokens + 1),
+    finished_scores, finished_lengths, is_finished (B, beams)."""
     device = state.device
     eos, length = config.eos_token_id, max_new_tokens + 1  # output length includes the start token
     keep = 2 * num_beams  # candidates per step: enough that num_beams survive even if num_beams end in EOS
@@ -224,6 +239,10 @@ def _beam_search(state, config, batch, num_beams, max_new_tokens, min_new_tokens
         is_finished = torch.cat([is_finished, newly_finished], dim=1).gather(1, best)
 
         state.reorder_beams((parent + batch_offset).view(-1))  # reorder the cache to follow the surviving beams
+        if watch is not None:
+            watch(dict(log_probs=log_probs, cand_beam=cand_beam, cand_token=cand_token, cand_scores=cand_scores,
+                       cand_done=cand_done, survive=survive, finished=finished, finished_scores=finished_scores,
+                       finished_lengths=finished_lengths, is_finished=is_finished))
 
         # Can the best running beam still beat the worst finished hypothesis? (judged at the current length)
         best_possible = running_scores[:, :1] / (cur_len ** length_penalty)

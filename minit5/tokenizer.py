@@ -153,6 +153,18 @@ class Tokenizer:
                 text = text.replace(spaced, spaced.strip())
         return text
 
+    def piece(self, token_id: int) -> str:
+        """One id as the vocabulary names it: a SentencePiece piece ("▁Where"), a byte ("W", or "<0xE6>" outside
+        printable ASCII: one byte of a multi-byte character), or a special token ("</s>", "<extra_id_0>")."""
+        if not 0 <= token_id < self.vocab_size:
+            raise IndexError(f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
+        if self._backend is not None:
+            return self._backend.id_to_token(token_id)
+        if token_id in self._byte_names:
+            return self._byte_names[token_id]
+        byte = token_id - OFFSET
+        return chr(byte) if 0x21 <= byte <= 0x7E else f"<0x{byte:02X}>"
+
     # --- sentinels, saving --------------------------------------------------------------------
     @property
     def num_sentinels(self) -> int:

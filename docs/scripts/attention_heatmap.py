@@ -5,8 +5,8 @@
     python docs/scripts/attention_heatmap.py --random "Where is Ganymede?"     a random tiny model (noise)
 
 The answer is generated greedily; then one teacher-forced decoder pass over it records, in every decoder block,
-softmax(q·kᵀ + mask) of the cross-attention (minit5/model.py Attention, called with context = encoder output),
-averaged over heads. Writes docs/img/cross_attention.png (or --out). Needs matplotlib.
+softmax(q·kᵀ + mask) of the cross-attention (minit5/explore.py cross_attention, which reads minit5/model.py
+Attention called with context = encoder output), averaged over heads. Writes docs/img/cross_attention.png (or --out). Needs matplotlib.
 """
 
 from __future__ import annotations
@@ -20,33 +20,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, add_model_arguments, load, need_matplotlib  # noqa: E402
 
+from minit5.explore import cross_attention  # noqa: E402  (the numbers the explore page shows)
+
 
 def label(tokenizer, token_id: int) -> str:
     text = tokenizer.decode([token_id], skip_special_tokens=False)
     return text.replace(" ", "␣") if text else f"#{token_id}"
-
-
-def cross_attention(model, input_ids, decoder_input_ids):
-    """Cross-attention probabilities of every decoder block: (layers, heads, T, S)."""
-    maps = []
-
-    def record(module, args):
-        x, bias, context = args[:3]  # Block calls cross_attn(norm(x), cross_bias, encoder_output, ...)
-        q = module.split_heads(module.q(x))  # (B, H, T, Dh)
-        k = module.split_heads(module.k(context))  # (B, H, S, Dh)
-        scores = q @ k.transpose(-1, -2)  # no 1/sqrt(Dh): T5 does not scale
-        if bias is not None:
-            scores = scores + bias  # the padding mask (cross-attention has no position bias)
-        maps.append(scores.softmax(dim=-1)[0])
-
-    hooks = [block.cross_attn.register_forward_pre_hook(record) for block in model.decoder.blocks]
-    try:
-        with torch.no_grad():
-            model(input_ids, decoder_input_ids=decoder_input_ids)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return torch.stack(maps)
 
 
 def main():

@@ -1,0 +1,578 @@
+"""See it think: a local web page that shows a prompt becoming a completion, step by step.
+
+    python -m minit5.explore                         the demo model in out/demo (make it with `python train.py`)
+    python -m minit5.explore --model DIR --port 0    any T5 folder or hub id; port 0 picks a free port
+
+It prints an address; open it in a browser. The page shows the prompt's tokens, then every decoding step: the
+top candidates with their probabilities (before and after temperature/top-k/top-p), the chosen token, the
+cross-attention of that step over the prompt per layer and head, and for beam search the beam tree.
+
+Everything on the page comes from one JSON endpoint, so the same traces can be scripted (docs/explore.md):
+
+    POST /api/generate  {"prompt": "Where is Ganymede?", "num_beams": 4}   -> the trace (Explorer.trace)
+    GET  /api/info                                                         -> the model, the defaults, the limits
+
+The completion is model.generate's own: the trace runs minit5/generate.py's loop with its `watch` hook, which
+hands over each step's numbers; the cross-attention comes from one teacher-forced pass of the readable
+decoder (minit5/model.py) over the chosen tokens. The server is Python's standard library; the page (HTML,
+JavaScript, CSS) ships in minit5/explore_static/ and fetches nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import torch
+
+from .generate import LONG_PROMPT
+
+DEFAULT_MODEL = "out/demo"  # where `python train.py` saves its model (as in generate.py)
+STATIC = Path(__file__).with_name("explore_static")  # index.html, app.js, style.css
+PACKAGE = Path(__file__).resolve().parent  # minit5/: its code is shown by /source
+REPOSITORY = PACKAGE.parent  # the guide (docs/) is shown by /source when the package runs from a clone
+
+# What one request may ask for. The bounds keep one request to about a second on the demo model and the
+# response small; they are reported by /api/info so the page can show them.
+LIMITS = dict(body_bytes=64 * 1024, prompt_tokens=1024, max_new_tokens=256, num_beams=8,
+              temperature=(0.01, 100.0), length_penalty=(-10.0, 10.0), top=50)
+DEFAULTS = dict(max_new_tokens=32, num_beams=1, do_sample=False, temperature=1.0, top_k=0, top_p=1.0, seed=0,
+                length_penalty=1.0, early_stopping=False, top=10)
+QUEUE = 4  # generations running or waiting at once (one runs at a time); more get 429 "busy"
+DRAIN_BYTES = 16 * 1024 * 1024  # an oversized body up to this size is read and dropped, so the client sees the 413
+
+
+class RequestError(ValueError):
+    """A request the server refuses: an HTTP status (4xx) and one sentence saying why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a request's settings
+# --------------------------------------------------------------------------------------------------
+def _integer(body, key, low, high):
+    value = body.get(key, DEFAULTS[key])
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(400, f"{key} must be an integer, got {json.dumps(value)}")
+    if not low <= value <= high:
+        raise RequestError(400, f"{key} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(body, key, low, high, low_open=False):
+    value = body.get(key, DEFAULTS[key])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(400, f"{key} must be a number, got {json.dumps(value)}")
+    if not (low < value if low_open else low <= value) or value > high:
+        interval = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise RequestError(400, f"{key} must be in {interval}, got {value}")
+    return float(value)
+
+
+def _flag(body, key):
+    value = body.get(key, DEFAULTS[key])
+    if not isinstance(value, bool):
+        raise RequestError(400, f"{key} must be true or false, got {json.dumps(value)}")
+    return value
+
+
+def parse_request(body, vocab_size: int) -> tuple[str, dict]:
+    """(prompt, settings) from a decoded JSON request, or RequestError naming the first bad field. The settings
+    are model.generate's keyword arguments (plus seed, and top = how many candidates to show per step)."""
+    if not isinstance(body, dict):
+        raise RequestError(400, f"the request must be a JSON object like {{\"prompt\": \"...\"}}, "
+                                f"got a JSON {type(body).__name__}")
+    unknown = sorted(set(body) - {"prompt", *DEFAULTS})
+    if unknown:
+        raise RequestError(400, f"unknown field {unknown[0]!r}; the fields are prompt, {', '.join(DEFAULTS)}")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise RequestError(400, "prompt must be a string (the text to complete)")
+    if not prompt.strip():
+        raise RequestError(400, "the prompt is empty; write something for the model to complete")
+    settings = dict(
+        max_new_tokens=_integer(body, "max_new_tokens", 1, LIMITS["max_new_tokens"]),
+        num_beams=_integer(body, "num_beams", 1, LIMITS["num_beams"]),
+        do_sample=_flag(body, "do_sample"),
+        temperature=_number(body, "temperature", *LIMITS["temperature"]),
+        top_k=_integer(body, "top_k", 0, vocab_size),
+        top_p=_number(body, "top_p", 0.0, 1.0, low_open=True),
+        seed=_integer(body, "seed", 0, 2**63 - 1),
+        length_penalty=_number(body, "length_penalty", *LIMITS["length_penalty"]),
+        early_stopping=_flag(body, "early_stopping"),
+        top=_integer(body, "top", 1, LIMITS["top"]),
+    )
+    if settings["do_sample"] and settings["num_beams"] > 1:
+        raise RequestError(400, "sampling with beams is not supported (as in model.generate): set do_sample to "
+                                "false or num_beams to 1")
+    return prompt, settings
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens as the page shows them
+# --------------------------------------------------------------------------------------------------
+def token_rows(tokenizer, ids: list[int]) -> list[dict]:
+    """Each id with its piece and the text it adds. A byte of a multi-byte character adds "" until the
+    character's last byte, which adds the whole character (decoded over a few tokens back, as streaming does)."""
+    rows = []
+    for i, token_id in enumerate(ids):
+        start = max(0, i - 4)  # a UTF-8 character spans at most 4 bytes
+        before = tokenizer.decode(ids[start:i], skip_special_tokens=False)
+        after = tokenizer.decode(ids[start:i + 1], skip_special_tokens=False)
+        text = after[len(before):] if after.startswith(before) else tokenizer.decode([token_id],
+                                                                                       skip_special_tokens=False)
+        rows.append(dict(id=token_id, piece=tokenizer.piece(token_id), text=text))
+    return rows
+
+
+def _candidates(tokenizer, probs, chosen: int, top: int, filtered=None, scores=None) -> list[dict]:
+    """The top tokens of one step's distribution (probs: (V,)), the top of the filtered one too, and the chosen
+    token, most likely first. p is the model's probability; p_filtered the one sampled from (or None)."""
+    top = min(top, probs.numel())
+    ids = set(probs.topk(top).indices.tolist()) | {chosen}
+    if filtered is not None:  # the filtered distribution's top too, but not the tokens it removed
+        best = filtered.topk(top)
+        ids |= {i for i, p in zip(best.indices.tolist(), best.values.tolist()) if p > 0}
+    rows = []
+    for i in sorted(ids, key=lambda i: -float(probs[i])):
+        row = dict(id=i, piece=tokenizer.piece(i), text=tokenizer.decode([i], skip_special_tokens=False),
+                   p=round(float(probs[i]), 6), chosen=i == chosen)
+        if scores is not None:
+            row["logit"] = round(float(scores[i]), 4)
+        row["p_filtered"] = None if filtered is None else round(float(filtered[i]), 6)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Recording the decoding loop through generate's `watch` hook
+# --------------------------------------------------------------------------------------------------
+class GreedyRecorder:
+    """Greedy search and sampling: keeps each step's distribution (top tokens only, to keep the trace small)."""
+
+    def __init__(self, tokenizer, top: int, sampling: bool):
+        self.tokenizer, self.top, self.sampling = tokenizer, top, sampling
+        self.steps = []
+
+    def __call__(self, numbers):  # numbers: scores, filtered (1, V), tokens (1,)
+        scores = numbers["scores"][0]
+        probs = scores.softmax(-1)
+        filtered = numbers["filtered"][0].softmax(-1) if self.sampling else None
+        chosen = int(numbers["tokens"][0])
+        kept = int((filtered > 0).sum()) if self.sampling else None  # tokens left after top-k/top-p
+        self.steps.append(dict(candidates=_candidates(self.tokenizer, probs, chosen, self.top, filtered, scores),
+                               kept=kept))
+
+    def step_details(self, completion: list[int]) -> list[dict]:
+        return self.steps
+
+
+class BeamRecorder:
+    """Beam search: builds the beam tree. Node 0 is the decoder start; every candidate of every step becomes a
+    node whose parent is the running beam it extends. Status: running (kept as a beam), ended (ended with </s>
+    or at the length limit; "finished" if it is among the final finished hypotheses) or dropped."""
+
+    def __init__(self, tokenizer, top: int, start_id: int):
+        self.tokenizer, self.top = tokenizer, top
+        self.nodes = [dict(id=0, parent=None, step=0, token=start_id, piece=tokenizer.piece(start_id), text="",
+                           log_prob=0.0, score=0.0, status="running")]
+        self.next = {}  # node id -> the top tokens that beam proposed at the next step
+        self.running = [0]  # node of each running beam (at the start only beam 0 is live)
+        self.last = None  # the last step's numbers: the finished hypotheses
+        self.best_node = None  # the node where the best hypothesis ends (set by step_details)
+
+    def __call__(self, numbers):
+        log_probs = numbers["log_probs"]  # (beams, V): batch of one
+        step = self.nodes[self.running[0]]["step"] + 1
+        for beam, node in enumerate(self.running):
+            best = log_probs[beam].topk(min(self.top, log_probs.shape[-1]))
+            self.next[node] = [(int(i), float(v)) for v, i in zip(best.values, best.indices)]
+        first = len(self.nodes)
+        survive = set(numbers["survive"][0].tolist())
+        for k, (beam, token, score, done) in enumerate(zip(*(numbers[key][0].tolist() for key in (
+                "cand_beam", "cand_token", "cand_scores", "cand_done")))):
+            status = "running" if k in survive else "ended" if done else "dropped"
+            self.nodes.append(dict(id=len(self.nodes), parent=self.running[beam], step=step, token=token,
+                                   piece=self.tokenizer.piece(token),
+                                   text=self.tokenizer.decode([token], skip_special_tokens=False),
+                                   log_prob=round(float(log_probs[beam, token]), 5), score=round(score, 5),
+                                   status=status))
+        self.running = [first + k for k in numbers["survive"][0].tolist()]
+        self.last = numbers
+
+    def path(self, node: int) -> list[int]:
+        """The tokens from the start to this node (start token excluded)."""
+        tokens = []
+        while self.nodes[node]["parent"] is not None:
+            tokens.append(self.nodes[node]["token"])
+            node = self.nodes[node]["parent"]
+        return tokens[::-1]
+
+    def finished(self) -> list[dict]:
+        """The finished hypotheses at the end, best first, each matched with its node in the tree."""
+        ended = {tuple(self.path(n["id"])): n["id"] for n in self.nodes if n["status"] == "ended"}
+        hypotheses = []
+        last = self.last
+        for j in range(last["finished"].shape[1]):
+            score = float(last["finished_scores"][0, j])
+            if not bool(last["is_finished"][0, j]) or score < -1e8:  # an empty slot
+                continue
+            length = int(last["finished_lengths"][0, j])
+            ids = last["finished"][0, j, 1:1 + length].tolist()
+            node = ended.get(tuple(ids))
+            if node is not None:
+                self.nodes[node]["status"] = "finished"
+            hypotheses.append(dict(node=node, ids=ids, text=self.tokenizer.decode(ids), length=length,
+                                   score=round(score, 5)))
+        return hypotheses
+
+    def step_details(self, completion: list[int]) -> list[dict]:
+        """Per step of the best hypothesis: the top tokens its beam proposed, with probabilities."""
+        node = next((n["id"] for n in self.nodes if n["status"] in ("ended", "finished")
+                     and self.path(n["id"]) == completion), None)
+        chain = []
+        while node is not None and self.nodes[node]["parent"] is not None:
+            chain.append(node)
+            node = self.nodes[node]["parent"]
+        details = []
+        for node in reversed(chain):
+            parent, chosen = self.nodes[node]["parent"], self.nodes[node]["token"]
+            proposed = dict(self.next.get(parent, []))
+            proposed[chosen] = self.nodes[node]["log_prob"]
+            probs = {i: math.exp(v) for i, v in proposed.items()}
+            candidates = [dict(id=i, piece=self.tokenizer.piece(i),
+                               text=self.tokenizer.decode([i], skip_special_tokens=False), p=round(p, 6),
+                               chosen=i == chosen, p_filtered=None)
+                          for i, p in sorted(probs.items(), key=lambda item: -item[1])]
+            details.append(dict(candidates=candidates, kept=None))
+        self.best_node = chain[0] if chain else None
+        return details
+
+
+# --------------------------------------------------------------------------------------------------
+# Cross-attention of the chosen tokens
+# --------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def cross_attention(model, input_ids, decoder_input_ids):
+    """Cross-attention probabilities of every decoder block for one teacher-forced pass: (layers, heads, T, S).
+    Row t is the step that chose token t + 1: softmax(q·kᵀ + mask) of minit5/model.py Attention with
+    context = the encoder output, recomputed in a hook because the attention itself returns only the mix."""
+    maps = []
+
+    def record(module, args):
+        x, bias, context = args[:3]  # Block calls cross_attn(norm(x), cross_bias, encoder_output, ...)
+        q = module.split_heads(module.q(x))  # (B, H, T, Dh)
+        k = module.split_heads(module.k(context))  # (B, H, S, Dh)
+        scores = (q @ k.transpose(-1, -2)).float()  # (B, H, T, S); no 1/sqrt(Dh): T5 does not scale
+        if bias is not None:
+            scores = scores + bias.float()  # the padding mask (cross-attention has no position bias)
+        maps.append(scores.softmax(dim=-1)[0])
+
+    hooks = [block.cross_attn.register_forward_pre_hook(record) for block in model.decoder.blocks]
+    try:
+        model(input_ids.to(model.device), decoder_input_ids=decoder_input_ids.to(model.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.stack(maps)  # (layers, H, T, S)
+
+
+# --------------------------------------------------------------------------------------------------
+# The trace
+# --------------------------------------------------------------------------------------------------
+class Explorer:
+    """A model, its tokenizer, and the traces of its generations. One generation runs at a time (the lock):
+    the attention hooks and the fast path's weight layout belong to the whole model."""
+
+    def __init__(self, model, tokenizer, name: str):
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.lock = threading.Lock()
+
+    def info(self) -> dict:
+        c = self.model.config
+        return dict(model=self.name, parameters=self.model.num_parameters(),
+                    config=dict(d_model=c.d_model, num_layers=c.num_layers, num_decoder_layers=c.num_decoder_layers,
+                                num_heads=c.num_heads, vocab_size=c.vocab_size),
+                    tokenizer=repr(self.tokenizer), window=LONG_PROMPT, defaults=DEFAULTS, limits=LIMITS)
+
+    def trace(self, prompt: str, settings: dict) -> dict:
+        """Generate with model.generate and record every step; see docs/explore.md for the fields."""
+        started = time.perf_counter()
+        ids = self.tokenizer.encode(prompt)
+        if len(ids) > LIMITS["prompt_tokens"]:
+            raise RequestError(413, f"the prompt has {len(ids):,} tokens; this page takes up to "
+                                    f"{LIMITS['prompt_tokens']:,}")
+        input_ids = torch.tensor([ids])  # (1, S)
+        s = settings
+        beams = s["num_beams"] > 1
+        config = self.model.config
+        recorder = (BeamRecorder(self.tokenizer, s["top"], config.decoder_start_token_id) if beams
+                    else GreedyRecorder(self.tokenizer, s["top"], s["do_sample"]))
+        generator = torch.Generator().manual_seed(s["seed"])
+        with self.lock:
+            out = self.model.generate(input_ids, max_new_tokens=s["max_new_tokens"], num_beams=s["num_beams"],
+                                      do_sample=s["do_sample"], temperature=s["temperature"], top_k=s["top_k"],
+                                      top_p=s["top_p"], length_penalty=s["length_penalty"],
+                                      early_stopping=s["early_stopping"], generator=generator, watch=recorder)
+            answer = out[0].tolist()  # [decoder start, token, ..., </s>]: a batch of one has no fill
+            attention = cross_attention(self.model, input_ids, torch.tensor([answer[:-1]]))  # (L, H, T, S)
+        completion = answer[1:]
+        finished = recorder.finished() if beams else None
+        details = recorder.step_details(completion)
+        chosen = token_rows(self.tokenizer, completion)
+        inputs = token_rows(self.tokenizer, answer[:-1])
+        steps = []
+        for t, (token, detail) in enumerate(zip(chosen, details)):
+            steps.append(dict(step=t + 1, input=inputs[t], chosen=token, kept=detail["kept"],
+                              candidates=detail["candidates"],
+                              attention=attention[:, :, t].mul(1e4).round().div(1e4).tolist()))  # (L, H, S)
+        result = dict(
+            model=self.name, settings=settings,
+            prompt=dict(text=prompt, tokens=token_rows(self.tokenizer, ids), length=len(ids), window=LONG_PROMPT),
+            completion=dict(text=self.tokenizer.decode(completion), ids=completion),
+            steps=steps,
+            beams=dict(nodes=recorder.nodes, finished=finished, best=recorder.best_node) if beams else None,
+        )
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        return result
+
+
+# --------------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------------
+SOURCE_PATH = re.compile(r"(minit5/[\w]+\.py|docs/(?:[\w-]+/)?[\w-]+\.md)")
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def source_page(path: str, find: str) -> str | None:
+    """An HTML view of one file of the package (minit5/*.py) or of the guide (docs/**.md), with the first line
+    that contains `find` marked id="found"; None if the file is not there (the guide ships with a clone only)."""
+    if not SOURCE_PATH.fullmatch(path):
+        return None
+    file = (PACKAGE / path.removeprefix("minit5/")) if path.startswith("minit5/") else REPOSITORY / path
+    if not file.is_file():
+        return None
+    lines = file.read_text(encoding="utf-8").splitlines()
+    found = next((i for i, line in enumerate(lines) if find and find in line), None)
+    rows = []
+    for i, line in enumerate(lines):
+        mark = ' id="found" class="found"' if i == found else ""
+        rows.append(f'<span{mark}><i>{i + 1:>4}</i> {html.escape(line)}</span>')
+    return (f'<!doctype html><meta charset="utf-8"><title>{html.escape(path)}</title>'
+            f'<link rel="stylesheet" href="/static/style.css"><body class="source"><h1>{html.escape(path)}</h1>'
+            f'<pre>' + "\n".join(rows) + "</pre></body>")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "minit5-explore"
+    timeout = 60  # seconds a connection may stay silent; a stalled client does not hold a thread forever
+
+    # --- responses --------------------------------------------------------------------------------
+    def send_body(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client left; nothing to do
+
+    def send_json(self, status: int, obj, extra: dict | None = None):
+        try:  # NaN and Infinity are not JSON: browsers refuse them
+            body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except ValueError:
+            status, body = 500, json.dumps(dict(error="the trace holds NaN or infinite numbers (did the model's "
+                                                      "outputs overflow?)", status=500)).encode("utf-8")
+        self.send_body(status, body, "application/json; charset=utf-8", extra)
+
+    def send_error_json(self, status: int, message: str, extra: dict | None = None):
+        self.send_json(status, dict(error=message, status=status), extra)
+
+    def log_message(self, format, *args):
+        if self.server.verbose:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    # --- GET: the page, its files, the model's info, the code and the guide ---------------------
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
+        if path in ("/", "/index.html"):
+            path = "/static/index.html"
+        if path == "/api/info":
+            return self.send_json(200, self.server.explorer.info())
+        if path.startswith("/static/"):
+            name = path.removeprefix("/static/")
+            file = STATIC / name
+            if re.fullmatch(r"[\w-]+\.\w+", name) and file.is_file():
+                return self.send_body(200, file.read_bytes(), CONTENT_TYPES.get(file.suffix, "text/plain"))
+        if path.startswith("/source/"):
+            find = urllib.parse.parse_qs(url.query).get("find", [""])[0]
+            page = source_page(path.removeprefix("/source/"), find)
+            if page is not None:
+                return self.send_body(200, page.encode("utf-8"), "text/html; charset=utf-8")
+            return self.send_error_json(404, f"{path.removeprefix('/source/')} is not here: /source shows "
+                                             "minit5/*.py, and docs/*.md when run from a clone of the repository")
+        if path == "/api/generate":
+            return self.send_error_json(405, "POST a JSON object to /api/generate, e.g. {\"prompt\": \"Where is "
+                                             "Ganymede?\"}", {"Allow": "POST"})
+        self.send_error_json(404, f"nothing at {path}; the page is at /, the API at /api/generate and /api/info")
+
+    do_HEAD = do_GET
+
+    # --- POST /api/generate ---------------------------------------------------------------------
+    def do_POST(self):
+        path = urllib.parse.urlsplit(self.path).path
+        if path != "/api/generate":
+            self.send_error_json(404, f"nothing to POST to at {path}; use /api/generate")
+            return
+        started = time.perf_counter()
+        try:
+            body = self.read_json()
+            prompt, settings = parse_request(body, self.server.explorer.model.config.vocab_size)
+        except RequestError as e:
+            return self.send_error_json(e.status, str(e))
+        if not self.server.take_slot():
+            return self.send_error_json(429, f"busy: {QUEUE} generations are already running or waiting; try "
+                                             "again in a moment", {"Retry-After": "1"})
+        try:
+            result = self.server.explorer.trace(prompt, settings)
+        except RequestError as e:
+            return self.send_error_json(e.status, str(e))
+        except Exception as e:  # a bug, not the client's fault: say so, and keep serving
+            return self.send_error_json(500, f"generation failed: {type(e).__name__}: {e}")
+        finally:
+            self.server.give_slot()
+        self.send_json(200, result)
+        if self.server.verbose:
+            sys.stderr.write(f"generate {len(result['steps'])} steps in {time.perf_counter() - started:.2f} s: "
+                             f"{result['completion']['text']!r}\n")
+
+    def read_json(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise RequestError(411, "send the request with a Content-Length header (chunked bodies are not read)")
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            raise RequestError(411, "the request needs a Content-Length header with the size of its JSON body")
+        if length < 0:
+            self.close_connection = True
+            raise RequestError(400, f"Content-Length must not be negative, got {length}")
+        if length > LIMITS["body_bytes"]:
+            self.close_connection = True
+            remaining = length if length <= DRAIN_BYTES else 0  # read it away, so the client reads the answer
+            while remaining > 0:
+                chunk = self.rfile.read(min(1 << 16, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            raise RequestError(413, f"the request body has {length:,} bytes; the limit is "
+                                    f"{LIMITS['body_bytes']:,} (prompts take up to {LIMITS['prompt_tokens']:,} tokens)")
+        raw = self.rfile.read(length)
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise RequestError(400, "the request body is not UTF-8 text") from None
+        except json.JSONDecodeError as e:
+            raise RequestError(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column "
+                                    f"{e.colno}") from None
+
+    def refuse(self):
+        self.send_error_json(405, f"{self.command} is not supported here: GET the page, POST to /api/generate",
+                             {"Allow": "GET, HEAD, POST"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse
+
+
+class ExploreServer(ThreadingHTTPServer):
+    daemon_threads = True  # a connection still open does not keep the process alive at Ctrl-C
+
+    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, verbose: bool = False):
+        super().__init__((host, port), Handler)
+        self.explorer, self.verbose = explorer, verbose
+        self.busy = 0  # generations running or waiting for the explorer's lock
+        self._busy_lock = threading.Lock()
+
+    def take_slot(self) -> bool:
+        with self._busy_lock:
+            if self.busy >= QUEUE:
+                return False
+            self.busy += 1
+            return True
+
+    def give_slot(self):
+        with self._busy_lock:
+            self.busy -= 1
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/"
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------------
+def load(name: str):
+    """(model, tokenizer) of a folder or hub id, or SystemExit with one sentence (as generate.py)."""
+    from .checkpoint import CheckpointError
+    from .model import T5
+    from .tokenizer import Tokenizer, TokenizerError
+
+    if name == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
+        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
+                         f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
+    try:
+        return T5.from_pretrained(name), Tokenizer.from_pretrained(name)
+    except (CheckpointError, TokenizerError) as e:
+        raise SystemExit(f"error: {e}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minit5.explore", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--quiet", action="store_true", help="do not log requests")
+    args = p.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port must be between 0 and 65535, got {args.port}")
+    model, tokenizer = load(args.model)
+    try:
+        server = ExploreServer(Explorer(model, tokenizer, args.model), args.host, args.port, verbose=not args.quiet)
+    except OSError as e:
+        raise SystemExit(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}"
+                         f"{' (try another --port, or --port 0 for a free one)' if args.port else ''}")
+    print(f"minit5 explore: {args.model} at {server.url}  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
