@@ -34,6 +34,12 @@ GENERATORS = {
     ("docs/scripts/plot_buckets.py", " --table --zh"): "markdown_table_zh",
     ("docs/scripts/span_corruption_example.py", ""): "markdown_block",
     ("docs/scripts/demo_report.py", " --table"): "markdown_table",
+    ("docs/scripts/tokens_table.py", ""): "markdown_block",
+    ("docs/scripts/tokens_table.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/context_window.py", " --table"): "markdown_table",
+    ("docs/scripts/context_window.py", " --table --zh"): "markdown_table_zh",
+    ("docs/scripts/worked_example.py", ""): "markdown_block",
+    ("docs/scripts/worked_example.py", " --zh"): "markdown_block_zh",
 }
 
 
