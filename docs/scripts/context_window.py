@@ -36,7 +36,8 @@ def first_distance_of_last_bucket(bidirectional: bool) -> int:
     """The smallest distance (key before the query) that lands in the last bucket: every farther one looks alike."""
     distances = torch.arange(1, 4 * MAX_DISTANCE)
     buckets = relative_position_bucket(-distances, bidirectional, NUM_BUCKETS, MAX_DISTANCE)
-    return int(distances[buckets == buckets.max()].min())
+    last = (NUM_BUCKETS // 2 if bidirectional else NUM_BUCKETS) - 1
+    return int(distances[buckets == last].min())
 
 
 def share_in_last_bucket(length: int, bidirectional: bool) -> float:
@@ -44,8 +45,9 @@ def share_in_last_bucket(length: int, bidirectional: bool) -> float:
     the share whose distance falls in the last bucket of its direction. At distance d there are length - d pairs
     per direction."""
     distances = torch.arange(length)
-    last = relative_position_bucket(-distances, bidirectional, NUM_BUCKETS, MAX_DISTANCE)
-    far = (last == last.max()) & (distances > 0)
+    buckets = relative_position_bucket(-distances, bidirectional, NUM_BUCKETS, MAX_DISTANCE)
+    last = (NUM_BUCKETS // 2 if bidirectional else NUM_BUCKETS) - 1  # the last bucket for keys before the query
+    far = (buckets == last) & (distances > 0)
     pairs_per_distance = length - distances  # per direction
     if bidirectional:  # the same count of keys after the query, whose last bucket starts at the same distance
         return float(2 * pairs_per_distance[far].sum()) / length ** 2

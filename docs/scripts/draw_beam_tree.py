@@ -7,8 +7,8 @@
 The script runs minit5/generate.py _beam_search itself, with a decoding state that records what the search does:
 the token each running beam feeds in at each step, the log-probabilities the model returns for it, and the
 parent of every beam after the step (DecodeState.reorder_beams). From these it draws each running beam as a
-path, labelled with its score (the sum of log-probabilities), and marks the candidates that ended with </s> among
-the top num_beams of a step, i.e. the finished hypotheses. It checks that the best path equals what
+path, labelled with its score (the sum of log-probabilities), and marks the finished hypotheses: the candidates
+among the top num_beams of a step that end with </s> (or reach --max-new-tokens). It checks that the best path equals what
 model.generate(num_beams=...) returns. Writes docs/img/beam_tree.png.
 """
 
@@ -57,36 +57,45 @@ def run(model, tokenizer, prompt: str, num_beams: int, max_new_tokens: int):
     return state, best[0].tolist()
 
 
-def tree(state, num_beams: int, eos: int):
-    """Nodes {(step, beam): (token, score, parent key)} of the running beams, and finished leaves
-    [(step, parent key, score, normalised score)]. Step t's beams are the ones fed at step t + 1."""
-    nodes = {(0, b): (None, 0.0, None) for b in range(1)}  # all beams start as the decoder start token
-    finished = []
+def tree(state, num_beams: int, eos: int, max_new_tokens: int):
+    """The search as a tree. Nodes {(step, slot): (token, score, parent node)}: the running beam in that slot after
+    `step` tokens (fed to the model at step + 1), with its summed log-probability. Leaves [(step, parent node,
+    token, score, normalised score)]: the finished hypotheses, i.e. the candidates among the top num_beams of a
+    step that end with </s> or reach max_new_tokens (the rule of _beam_search; length_penalty 1)."""
+    nodes = {(0, 0): (None, 0.0, None)}  # every beam starts as the decoder start token; only slot 0 proposes
+    leaves = []
     scores = torch.tensor([0.0] + [-1e9] * (num_beams - 1))
-    for t, log_probs in enumerate(state.log_probs):  # t: step index, 0-based
+    for t, log_probs in enumerate(state.log_probs):  # step t + 1 extends the nodes of step t
         totals = log_probs + scores[:, None]  # (beams, V)
-        top = torch.topk(totals.view(-1), 2 * num_beams)
         vocab = log_probs.shape[-1]
+        top = torch.topk(totals.view(-1), 2 * num_beams)
         for rank, (score, index) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
             beam, token = divmod(index, vocab)
-            if token == eos and rank < num_beams:
-                finished.append((t + 1, (t, beam), score, score / (t + 1)))
+            if rank < num_beams and (token == eos or t + 1 == max_new_tokens):
+                leaves.append((t + 1, (t, beam), token, score, score / (t + 1)))
         if t + 1 >= len(state.fed):
             break
-        parents = state.parents[t]
         new_scores = []
-        for b, parent in enumerate(parents):
+        for b, parent in enumerate(state.parents[t]):
             token = state.fed[t + 1][b]
-            score = float(totals[parent, token])
-            nodes[(t + 1, b)] = (token, score, (t, parent))
-            new_scores.append(score)
+            nodes[(t + 1, b)] = (token, float(totals[parent, token]), (t, parent))
+            new_scores.append(float(totals[parent, token]))
         scores = torch.tensor(new_scores)
-    return nodes, finished
+    return nodes, leaves
 
 
-def draw(state, best, tokenizer, num_beams, eos, description, prompt, out: Path):
+def tokens_of(nodes, key) -> list[int]:
+    """The tokens generated on the way to a node (without the start token)."""
+    out = []
+    while key is not None and nodes[key][0] is not None:
+        out.append(nodes[key][0])
+        key = nodes[key][2]
+    return out[::-1]
+
+
+def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, prompt, out: Path):
     plt = need_matplotlib()
-    nodes, finished = tree(state, num_beams, eos)
+    nodes, finished = tree(state, num_beams, eos, max_new_tokens)
     steps = max(t for t, _ in nodes) + 1
     fig, ax = plt.subplots(figsize=(11, 1.1 * num_beams + 2.6))
     # keep only nodes that some later node or leaf descends from, plus the last step's beams
@@ -101,13 +110,13 @@ def draw(state, best, tokenizer, num_beams, eos, description, prompt, out: Path)
         if parent is not None:
             ax.text(t, y_of[key] - 0.33, f"{score:.2f}", ha="center", fontsize=6.5, color="0.25")
     shown = 0
-    for t, parent, score, normalised in finished:
+    for t, parent, token, score, normalised in finished:
         if score < -50:  # impossible candidates (-1e9 beams at step 1)
             continue
         y = y_of[parent] + 0.45
         ax.plot([parent[0], t], [y_of[parent], y], color="#c0392b", linewidth=0.8, linestyle=":", zorder=1)
         ax.scatter([t], [y], s=90, marker="s", color="#f5b7b1", edgecolor="#c0392b", zorder=2)
-        ax.text(t, y, "</s>", ha="center", va="center", fontsize=5, zorder=3)
+        ax.text(t, y, token_text(tokenizer, token).strip("'"), ha="center", va="center", fontsize=5, zorder=3)
         ax.text(t, y + 0.13, f"{score:.2f} ÷ {t} = {normalised:.2f}", ha="center", va="bottom", fontsize=6.5,
                 color="#c0392b")
         shown += 1
@@ -136,7 +145,8 @@ def main():
     args = p.parse_args()
     model, tokenizer, description = load(args.model, args.random)
     state, best = run(model.eval(), tokenizer, args.prompt, args.num_beams, args.max_new_tokens)
-    draw(state, best, tokenizer, args.num_beams, model.config.eos_token_id, description, args.prompt, Path(args.out))
+    draw(state, best, tokenizer, args.num_beams, model.config.eos_token_id, args.max_new_tokens, description,
+         args.prompt, Path(args.out))
 
 
 if __name__ == "__main__":
