@@ -96,7 +96,7 @@ def tokens_of(nodes, key) -> list[int]:
 def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, prompt, out: Path):
     plt = need_matplotlib()
     nodes, finished = tree(state, num_beams, eos, max_new_tokens)
-    steps = max(t for t, _ in nodes) + 1
+    steps = max([t for t, _ in nodes] + [leaf[0] for leaf in finished]) + 1
     fig, ax = plt.subplots(figsize=(11, 1.1 * num_beams + 2.6))
     # keep only nodes that some later node or leaf descends from, plus the last step's beams
     y_of = {key: num_beams - 1 - key[1] for key in nodes}
@@ -104,9 +104,9 @@ def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, pr
         t, b = key
         if parent is not None:
             ax.plot([parent[0], t], [y_of[parent], y_of[key]], color="0.6", linewidth=1, zorder=1)
-        text = "<pad>" if token is None else token_text(tokenizer, token).strip("'")
+        text = "start" if token is None else token_text(tokenizer, token).strip("'")
         ax.scatter([t], [y_of[key]], s=260, color="#a9c8f0", edgecolor="0.3", zorder=2)
-        ax.text(t, y_of[key], text, ha="center", va="center", fontsize=8, zorder=3)
+        ax.text(t, y_of[key], text, ha="center", va="center", fontsize=8 if len(text) < 3 else 6, zorder=3)
         if parent is not None:
             ax.text(t, y_of[key] - 0.33, f"{score:.2f}", ha="center", fontsize=6.5, color="0.25")
     shown = 0
@@ -120,7 +120,7 @@ def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, pr
         ax.text(t, y + 0.13, f"{score:.2f} ÷ {t} = {normalised:.2f}", ha="center", va="bottom", fontsize=6.5,
                 color="#c0392b")
         shown += 1
-    ax.set_xlim(-0.5, steps + 1.0)
+    ax.set_xlim(-0.5, steps - 0.3)
     ax.set_ylim(-0.8, num_beams - 0.2)
     ax.set_yticks(range(num_beams), [f"beam {num_beams - 1 - i}" for i in range(num_beams)], fontsize=8)
     ax.set_xticks(range(steps), range(steps))
