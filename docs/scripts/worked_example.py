@@ -94,7 +94,7 @@ def bucket_by_hand(distance: int, bidirectional: bool, zh: bool = False) -> list
                  f"    max_exact = num_buckets // 2 = {max_exact}：距离 0–{max_exact - 1} 每个距离一个桶；{distance} ≥ {max_exact}，走对数分支",
                  f"    log({distance}/{max_exact}) / log({MAX_DISTANCE}/{max_exact}) = {math.log(distance / max_exact):.4f} / "
                  f"{math.log(MAX_DISTANCE / max_exact):.4f} = {ratio:.4f}",
-                 f"    × (num_buckets − max_exact) = {ratio:.4f} × {num_buckets - max_exact} = {scaled:.4f}，取整 → {int(scaled)}",
+                 f"    x (num_buckets − max_exact) = {ratio:.4f} x {num_buckets - max_exact} = {scaled:.4f}，取整 → {int(scaled)}",
                  f"    桶 = {max_exact} + {int(scaled)} = {bucket}（relative_position_bucket 给出 {real}）"]
     else:
         head = f"{stack}, key {distance} positions before the query (relative position -{distance}):"
