@@ -1,12 +1,14 @@
 """Cross-attention heat map: which prompt tokens each answer token looked at, per decoder layer.
 
-    python docs/scripts/attention_heatmap.py "Where is Ganymede?"              the demo model in out/demo
+    python docs/scripts/attention_heatmap.py                      the demo model in out/demo, a held-out prompt
     python docs/scripts/attention_heatmap.py --model DIR "Where is Ganymede?"  any T5 folder (or hub id)
-    python docs/scripts/attention_heatmap.py --random "Where is Ganymede?"     a random tiny model (noise)
+    python docs/scripts/attention_heatmap.py --random             a random tiny model (noise)
 
 The answer is generated greedily; then one teacher-forced decoder pass over it records, in every decoder block,
-softmax(q·kᵀ + mask) of the cross-attention (minit5/explore.py cross_attention, which reads minit5/model.py
-Attention called with context = encoder output), averaged over heads. Writes docs/img/cross_attention.png (or --out). Needs matplotlib.
+softmax(q·kᵀ + mask) of the cross-attention (minit5/explore.py cross_attention, the numbers the explore page shows,
+which reads minit5/model.py Attention called with context = encoder output), averaged over heads. The default
+prompt uses the demo's held-out phrasing of the moon task (never seen in training). One panel per decoder block, stacked, on one colour scale. Writes docs/img/cross_attention.png (or
+--out). Needs matplotlib.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from common import ROOT, add_model_arguments, load, need_matplotlib  # noqa: E40
 
 from minit5.explore import cross_attention  # noqa: E402  (the numbers the explore page shows)
 
+HELD_OUT_PROMPT = "Tell me the planet Ganymede orbits."  # the moon task's held-out phrasing (minit5/data.py)
+
 
 def label(tokenizer, token_id: int) -> str:
     text = tokenizer.decode([token_id], skip_special_tokens=False)
@@ -31,6 +35,7 @@ def label(tokenizer, token_id: int) -> str:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p, max_new_tokens=12)
+    p.set_defaults(prompt=HELD_OUT_PROMPT)
     p.add_argument("--out", default=str(ROOT / "docs/img/cross_attention.png"))
     args = p.parse_args()
     plt = need_matplotlib()
@@ -38,34 +43,30 @@ def main():
 
     input_ids = torch.tensor([tokenizer.encode(args.prompt)])  # (1, S)
     answer = model.generate(input_ids, max_new_tokens=args.max_new_tokens)  # (1, 1 + steps), starts with <pad>
-    maps = cross_attention(model, input_ids, answer[:, :-1])  # row t: the step that produced answer[t + 1]
+    with torch.no_grad():
+        maps = cross_attention(model, input_ids, answer[:, :-1])  # row t: the step that produced answer[t + 1]
     mean = maps.mean(dim=1)  # (layers, T, S): averaged over heads
 
     src = [label(tokenizer, i) for i in input_ids[0].tolist()]
     out = [label(tokenizer, i) for i in answer[0, 1:].tolist()]
     layers = mean.shape[0]
-    cols = min(layers, 4)
-    rows = (layers + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(0.32 * len(src) * cols + 1.5, 0.32 * len(out) * rows + 1.6),
-                             squeeze=False)
-    for layer, ax in enumerate(axes.flat):
-        if layer >= layers:
-            ax.axis("off")
-            continue
-        image = ax.imshow(mean[layer].numpy(), cmap="viridis", vmin=0, aspect="auto")
-        ax.set_title(f"decoder block {layer}", fontsize=9)
-        ax.set_xticks(range(len(src)), src, fontsize=8, rotation=90)
-        ax.set_yticks(range(len(out)), out, fontsize=8)
-        if layer % cols == 0:
-            ax.set_ylabel("generated token")
-        ax.set_xlabel("prompt token")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    vmax = float(mean.max())  # one colour scale for every panel, so that blocks can be compared
+    fig, axes = plt.subplots(layers, 1, figsize=(max(6.0, 0.27 * len(src) + 2.2), (0.3 * len(out) + 0.75) * layers + 1.3),
+                             squeeze=False, sharex=True)
+    for layer, ax in enumerate(axes[:, 0]):
+        image = ax.imshow(mean[layer].numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+        ax.set_title(f"decoder block {layer}", fontsize=10, loc="left")
+        ax.set_yticks(range(len(out)), out, fontsize=9)
+        ax.set_ylabel("answer token", fontsize=9)
+    axes[-1, 0].set_xticks(range(len(src)), src, fontsize=9)
+    axes[-1, 0].set_xlabel("prompt token")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.025, pad=0.015,
+                 label="attention weight (mean over heads)")
     answer_text = tokenizer.decode(answer[0])
     fig.suptitle(f"cross-attention (mean over heads) of {description}\nprompt {args.prompt!r} → answer "
                  f"{answer_text!r}", fontsize=9)
-    fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(args.out, dpi=110, bbox_inches="tight")
     print(f"answer {answer_text!r}; wrote {args.out}")
 
 

@@ -42,6 +42,12 @@ GENERATORS = {
     ("docs/scripts/memory_table.py", " --zh"): "markdown_table_zh",
     ("docs/scripts/span_corruption_example.py", " --zh"): "markdown_block_zh",
     ("docs/scripts/demo_report.py", " --table --zh"): "markdown_table_zh",
+    ("docs/scripts/tokens_table.py", ""): "markdown_block",
+    ("docs/scripts/tokens_table.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/context_window.py", " --table"): "markdown_table",
+    ("docs/scripts/context_window.py", " --table --zh"): "markdown_table_zh",
+    ("docs/scripts/worked_example.py", ""): "markdown_block",
+    ("docs/scripts/worked_example.py", " --zh"): "markdown_block_zh",
 }
 
 

@@ -1,0 +1,103 @@
+"""The KV cache growing step by step while the model answers, recorded from minit5's own cache.
+
+    python docs/scripts/draw_kv_cache.py "Where is Ganymede?"              the demo model in out/demo
+    python docs/scripts/draw_kv_cache.py --model DIR "Where is Ganymede?"  any T5 folder (or hub id)
+    python docs/scripts/draw_kv_cache.py --random                          a random tiny model
+
+Greedy decoding with minit5/generate.py DecodeState (the readable step of minit5/model.py): after every step the
+script reads block 0's minit5/model.py LayerCache: how many self-attention positions are filled (LayerCache.length,
+of the max_len preallocated), and whether the cross-attention keys/values (LayerCache.cross) exist yet.
+Writes docs/img/kv_cache.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, add_model_arguments, load, need_matplotlib, token_text  # noqa: E402
+
+from minit5.generate import DecodeState  # noqa: E402
+
+
+def record(model, tokenizer, prompt: str, max_new_tokens: int):
+    """([(decoder input token text, cached positions after the step, cross cached before the step?)],
+    prompt token texts, max_len, cache buffer shape, the answer)."""
+    input_ids = torch.tensor([tokenizer.encode(prompt)])  # (1, S)
+    mask = torch.ones_like(input_ids)
+    steps, chosen = [], []
+    with torch.no_grad():
+        state = DecodeState(model, model.encode(input_ids, mask), mask, max_new_tokens)
+        token = torch.tensor([[model.config.decoder_start_token_id]])
+        for _ in range(max_new_tokens):
+            cross_before = state.cache[0].cross is not None
+            logits = state.step(token)
+            steps.append((token_text(tokenizer, token.item()).strip("'"), state.cache[0].length, cross_before))
+            token = logits.argmax(dim=-1, keepdim=True)
+            chosen.append(token.item())
+            if token.item() == model.config.eos_token_id:
+                break
+    prompt_tokens = [token_text(tokenizer, i).strip("'") for i in input_ids[0].tolist()]
+    return steps, prompt_tokens, state.cache[0].max_len, state.cache[0].keys.shape, tokenizer.decode(chosen)
+
+
+def draw(steps, prompt_tokens, max_len, shape, description, prompt, answer, out: Path):
+    plt = need_matplotlib()
+    from matplotlib.patches import Patch, Rectangle
+
+    n, source_len = len(steps), len(prompt_tokens)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.42 * n + 2.2),
+                                      gridspec_kw=dict(width_ratios=[source_len, max_len + 4]))
+    colours = {"old": "#8fb8e8", "new": "#f39c4a", "empty": "#f2f2f2", "cross_new": "#a686e0", "cross_old": "#d9ccf3"}
+    for row, (token, length, cross_before) in enumerate(steps):
+        y = n - 1 - row
+        for pos in range(max_len):
+            kind = "new" if pos == length - 1 else ("old" if pos < length else "empty")
+            right.add_patch(Rectangle((pos, y), 0.92, 0.85, facecolor=colours[kind], edgecolor="0.7", linewidth=0.4))
+        right.text(pos + 1.4, y + 0.42, f"{length} cached", va="center", fontsize=8)
+        right.text(length - 1 + 0.46, y + 0.42, token, ha="center", va="center", fontsize=8 if len(token) < 3 else 5.5)
+        for pos in range(source_len):
+            kind = "cross_old" if cross_before else "cross_new"
+            left.add_patch(Rectangle((pos, y), 0.92, 0.85, facecolor=colours[kind], edgecolor="0.7", linewidth=0.4))
+    for ax in (left, right):
+        ax.set_ylim(-0.2, n)
+        ax.set_yticks([n - 1 - r + 0.42 for r in range(n)], [f"step {r + 1}" for r in range(n)], fontsize=8)
+        ax.tick_params(length=0)
+        for side in ("top", "right", "left", "bottom"):
+            ax.spines[side].set_visible(False)
+    left.set_xlim(0, source_len)
+    left.set_xticks([p + 0.46 for p in range(source_len)], prompt_tokens, fontsize=7)
+    left.set_xlabel(f"prompt positions (S = {source_len})")
+    left.set_title("cross-attention keys/values\n(LayerCache.cross): made at step 1, then reused", fontsize=9)
+    right.set_xlim(0, max_len + 4)
+    right.set_xticks([p + 0.46 for p in range(max_len)], range(max_len), fontsize=7)
+    right.set_xlabel(f"decoder positions: buffer of max_len = {max_len} preallocated at step 1")
+    right.set_title("self-attention keys/values (LayerCache.keys, .values): one position written per step", fontsize=9)
+    right.legend(handles=[Patch(facecolor=colours["new"], label="written this step (the token fed in)"),
+                          Patch(facecolor=colours["old"], label="cached earlier, read again"),
+                          Patch(facecolor=colours["empty"], edgecolor="0.7", label="allocated, not yet used")],
+                 loc="lower right", fontsize=8, frameon=False, bbox_to_anchor=(1.0, -0.02 - 2.2 / (0.42 * n + 2.2)))
+    fig.suptitle(f"KV cache of decoder block 0, {description}: {prompt!r} → {answer!r}\n"
+                 f"buffer shape (B, H, max_len, Dh) = {tuple(shape)}", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    print(f"wrote {out}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p, max_new_tokens=12)
+    p.add_argument("--out", default=str(ROOT / "docs/img/kv_cache.png"))
+    args = p.parse_args()
+    model, tokenizer, description = load(args.model, args.random)
+    steps, prompt_tokens, max_len, shape, answer = record(model.eval(), tokenizer, args.prompt, args.max_new_tokens)
+    draw(steps, prompt_tokens, max_len, shape, description, args.prompt, answer, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Span corruption in colour: which words are kept, masked, replaced by sentinels, and what the target is.
+
+    python docs/scripts/draw_span_corruption.py [--seed 0]    writes docs/img/span_corruption.png (needs matplotlib)
+
+The mask and the sentinels are made by minit5/data.py (random_spans_noise_mask, apply_noise_mask) on the same
+one-token-per-word sentence as the worked example in docs/training.md (docs/scripts/span_corruption_example.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, need_matplotlib  # noqa: E402
+from span_corruption_example import SENTENCE, WordTokenizer  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from minit5.data import apply_noise_mask, random_spans_noise_mask  # noqa: E402
+
+COLOURS = {"kept": "#dfe6ee", "masked": "#f5a65b", "sentinel": "#5bb974", "eos": "#9e9e9e"}
+
+
+def rows_of_boxes(tok, ids, mask=None):
+    """[(text, kind)] for a row of token ids; mask (original row only) marks the masked words."""
+    out = []
+    for k, i in enumerate(ids):
+        text = tok.show([i])
+        if text.startswith("<extra_id_"):
+            kind = "sentinel"
+            text = f"<extra_id_{tok.vocab_size - 1 - i}>"
+        elif i == tok.eos_id:
+            kind = "eos"
+        elif mask is not None:
+            kind = "masked" if mask[k] else "kept"
+        else:
+            kind = None  # decided by the caller
+        out.append((text, kind))
+    return out
+
+
+def draw(out: Path, seed: int):
+    plt = need_matplotlib()
+    from matplotlib.patches import FancyBboxPatch, Patch
+
+    words = SENTENCE.split()
+    tok = WordTokenizer(words)
+    tokens = tok.encode(SENTENCE, add_eos=False)
+    mask = random_spans_noise_mask(len(tokens), 0.15, 3.0, np.random.default_rng(seed))
+    inputs, targets = apply_noise_mask(tokens, mask, tok)
+    original = rows_of_boxes(tok, tokens, mask)
+    enc = [(t, k or "kept") for t, k in rows_of_boxes(tok, inputs)]
+    dec = [(t, k or "masked") for t, k in rows_of_boxes(tok, targets)]
+
+    fig, ax = plt.subplots(figsize=(11, 5.4))
+    ax.axis("off")
+    x_max, y = 11.0, 0.0
+    char_w, height = 0.085, 0.42
+
+    def row(items, y, label):
+        ax.text(0, y + height / 2 + 0.28, label, fontsize=10, fontweight="bold", va="bottom")
+        x = 0.0
+        for text, kind in items:
+            w = max(0.3, char_w * len(text) + 0.16)
+            if x + w > x_max:  # wrap
+                x, y = 0.0, y - height - 0.14
+            ax.add_patch(FancyBboxPatch((x, y - height / 2), w, height, boxstyle="round,pad=0.0,rounding_size=0.05",
+                                        facecolor=COLOURS[kind], edgecolor="0.45", linewidth=0.6))
+            ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=8)
+            x += w + 0.05
+        return y - height - 0.9
+
+    y = row(original, y, f"original text ({len(tokens)} tokens, one per word here; T5 uses SentencePiece pieces)")
+    y = row(enc, y, f"encoder input ({len(inputs)} tokens): each masked span becomes one sentinel")
+    y = row(dec, y, f"decoder target ({len(targets)} tokens): each sentinel, then the words it hid")
+    ax.set_xlim(-0.1, x_max + 0.1)
+    ax.set_ylim(y + 0.5, 1.0)
+    ax.legend(handles=[Patch(facecolor=COLOURS[k], edgecolor="0.45", label=label) for k, label in
+                       (("kept", "kept"), ("masked", "masked (noise)"), ("sentinel", "sentinel <extra_id_i>"),
+                        ("eos", "</s> (EOS)"))], loc="lower right", ncol=4, fontsize=9, frameon=False)
+    fig.suptitle(f"T5 span corruption by minit5/data.py: {int(mask.sum())} of {len(tokens)} tokens masked "
+                 f"(noise density 0.15, mean span 3), seed {seed}", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "docs/img/span_corruption.png"))
+    args = p.parse_args()
+    draw(Path(args.out), args.seed)
+
+
+if __name__ == "__main__":
+    main()
