@@ -62,6 +62,8 @@ def main():
         sys.exit(f'error: {e}; this check compares with transformers: pip install -e ".[test]"')
     transformers.logging.set_verbosity_error()
     from minit5 import T5, Tokenizer
+    from minit5.checkpoint import CheckpointError
+    from minit5.tokenizer import TokenizerError
 
     folder = Path(args.model) if args.model else fetch(args.hub)
     if folder is None:
@@ -77,7 +79,18 @@ def main():
             failures.append(name)
 
     # 1. tokenizer: the same ids, the same padded batch
-    tokenizer, hf_tokenizer = Tokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    try:
+        tokenizer = Tokenizer.from_pretrained(folder)
+    except TokenizerError as e:
+        sys.exit(f"error: {e}")
+    try:
+        hf_tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as e:  # without tokenizer.json, transformers converts spiece.model with extra packages
+        if not (folder / "tokenizer.json").exists() and (folder / "spiece.model").exists():
+            sys.exit(f"error: {folder} has spiece.model but no tokenizer.json; transformers reads that only with "
+                     f"sentencepiece and protobuf installed (pip install sentencepiece protobuf), minit5 needs neither")
+        sys.exit(f"error: transformers cannot load the tokenizer in {folder}: "
+                 f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}")
     same_ids = all(tokenizer.encode(text) == hf_tokenizer(text)["input_ids"] for text in PROMPTS)
     report("tokenizer ids", same_ids, f"{len(PROMPTS)} prompts")
     input_ids, attention_mask = tokenizer.encode_batch(PROMPTS)  # (B, S), right-padded with 0
@@ -86,7 +99,10 @@ def main():
            and torch.equal(attention_mask, hf_batch["attention_mask"]), f"shape {tuple(input_ids.shape)}")
 
     # 2. the models: logits teacher-forced on transformers' greedy answers, then generated tokens
-    model = T5.from_pretrained(folder)
+    try:
+        model = T5.from_pretrained(folder)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
     hf = T5ForConditionalGeneration.from_pretrained(folder, attn_implementation="eager").eval()
     gen = dict(max_new_tokens=args.max_new_tokens, do_sample=False)
     with torch.no_grad():
