@@ -106,7 +106,8 @@ def test_resume_refuses_a_different_model_config(files, tmp_path):
     other = T5Config.from_json_file(files / "tiny.json")
     other.d_ff = 96
     other.save(tmp_path.parent / "other.json")
-    with pytest.raises(TrainError, match=r"another model config \(differs in d_ff\)"):
+    with pytest.raises(TrainError, match=r"holds another run \(--config was .*tiny.json, now .*other.json; "
+                                         r"model config differs in d_ff\)"):
         Trainer(TrainConfig(**settings(files, tmp_path, steps=4, resume=True,
                                        config=str(tmp_path.parent / "other.json"))))
 
