@@ -234,7 +234,8 @@ def check_out_dir(cfg: TrainConfig, run_info: dict) -> str:
 
     other_run = [n for n in RUN_IDENTITY if differs(n)]
     now_model = {k: v for k, v in run_info["model_config"].items() if k not in NOT_MODEL_KEYS}
-    model_changes = sorted(k for k in set(before_model) | set(now_model) if before_model.get(k) != now_model.get(k))
+    model_changes = sorted(k for k in set(before_model) | set(now_model) if before_model.get(k) != now_model.get(k)
+                           and k != "dropout_rate")  # a setting (--dropout), checked with the others below
     if other_run or model_changes:
         what = "; ".join(([describe(other_run)] if other_run else []) +
                          ([f"model config differs in {', '.join(model_changes)}"] if model_changes else []))
@@ -242,6 +243,8 @@ def check_out_dir(cfg: TrainConfig, run_info: dict) -> str:
         raise TrainError(f"{out} holds another run ({what}); choose another --out{hint}, "
                          f"or --overwrite to replace it")
     changed = [n for n in sorted(set(before) | set(now)) if n not in RESUME_MAY_CHANGE and differs(n)]
+    if before_model.get("dropout_rate") != now_model.get("dropout_rate") and "dropout" not in changed:
+        changed.append("dropout")  # the config file's rate changed
     latest = latest_checkpoint(out)
     if latest is None:  # killed before its first checkpoint: nothing can be resumed
         raise TrainError(f"{out} holds a run that stopped before its first checkpoint, so there is nothing to "
@@ -435,7 +438,7 @@ class Trainer:
             self.sampler = D.BatchSampler(len(self.train_set), cfg.batch_size, cfg.seed, lengths=lengths)
         except D.DataError as e:
             raise TrainError(str(e)) from None
-        self.step = 0
+        self.step, self.last_eval = 0, {}
         if self.mode == "resume":
             self._load_trainer_state(source)
         self.wrapped = model
@@ -597,7 +600,17 @@ class Trainer:
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True,
                    desc="train")
-        last_eval, window_tokens, window_start = {}, 0, time.perf_counter()
+        try:
+            self._loop(bar)
+        finally:  # Ctrl-C too: the bar ends before train.py says what survived
+            bar.close()
+        if self.is_main:
+            plot_metrics(out)
+        return self.last_eval
+
+    def _loop(self, bar):
+        cfg = self.cfg
+        window_tokens, window_start = 0, time.perf_counter()
         while self.step < cfg.steps:
             loss, step_tokens = self.train_step()
             self.step += 1
@@ -611,7 +624,7 @@ class Trainer:
                 self._record(entry)
                 window_tokens, window_start = 0, time.perf_counter()
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                last_eval = self.evaluate()
+                self.last_eval = last_eval = self.evaluate()
                 if last_eval:
                     self._record(dict(step=self.step, **{k: round(v, 6) for k, v in last_eval.items()}))
                     bar.write("step {}: {}".format(self.step, ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items())))
@@ -621,10 +634,6 @@ class Trainer:
                 dist.barrier()
             if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0:
                 window_start = time.perf_counter()  # tokens/s measures training, not evaluation or saving
-        bar.close()
-        if self.is_main:
-            plot_metrics(out)
-        return last_eval
 
     def train_step(self) -> tuple[float, int]:
         """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen)."""
