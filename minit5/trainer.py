@@ -509,8 +509,8 @@ class Trainer:
         checkpoints.mkdir(parents=True, exist_ok=True)
         name = checkpoint_name(self.step)
         tmp = checkpoints / f".tmp-{name}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for stale in checkpoints.glob(".tmp-step-*"):  # left by a run killed while saving
+            shutil.rmtree(stale)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         torch.save(self._trainer_state(), tmp / "trainer_state.pt")
