@@ -10,6 +10,7 @@ Every option is a field of minit5.trainer.TrainConfig; see docs/training.md.
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ def main(argv=None):
     except TrainError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
-        if trainer is None or trainer.is_main:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
             print(f"\n{interrupted(cfg, argv)}", file=sys.stderr)
         sys.exit(130)
     if not trainer.is_main or trainer.mode == "done":  # the trainer said there was nothing to do

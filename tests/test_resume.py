@@ -97,3 +97,20 @@ def test_loss_plot_draws_each_step_once(tmp_path, monkeypatch):
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: drawn.append(a) or plot(self, *a, **k))
     trainer_module.plot_metrics(Path(tmp_path))
     assert list(drawn[0][0]) == [1, 2, 3, 4]
+
+
+def test_compile_smoke(files, tmp_path, monkeypatch):
+    """--compile wraps the model in torch.compile; the run gives the uncompiled losses and a normal saved model.
+    The test compiles with the aot_eager backend (graph capture and autograd, no C++ code generation), which keeps
+    it fast and independent of a compiler on the machine; the inductor default is timed by
+    docs/scripts/compile_speed.py."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend="aot_eager", **kw))
+    from test_trainer import losses, run_in_process
+    run_in_process(files, tmp_path / "plain", steps=2)
+    trainer, _ = run_in_process(files, tmp_path / "compiled", steps=2, compile=True)
+    assert hasattr(trainer.wrapped, "_orig_mod")  # really compiled
+    plain, compiled = losses(tmp_path / "plain"), losses(tmp_path / "compiled")
+    assert all(abs(plain[s] - compiled[s]) <= 1e-5 for s in plain)
+    assert sorted(load_file(tmp_path / "compiled" / "model.safetensors")) == \
+        sorted(load_file(tmp_path / "plain" / "model.safetensors"))

@@ -53,6 +53,9 @@ def main():
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--num-beams", type=int, default=4)
     args = p.parse_args()
+    if args.max_new_tokens < 1 or args.num_beams < 1:  # before any download or loading
+        sys.exit(f"error: --max-new-tokens and --num-beams must be at least 1, got {args.max_new_tokens} "
+                 f"and {args.num_beams}")
 
     try:
         import torch
