@@ -1,11 +1,12 @@
 """Ask a T5 model something:  python generate.py [--model DIR_OR_HUB_ID] [PROMPT ...]
 
-Prompts come from the arguments, else one per line from --file or standard input; with no prompt on a
-terminal, an interactive loop starts. The default model is the one `python train.py` writes.
+Prompts come from the arguments, else one per line from --file or standard input (one answer per line: a
+blank line gets a blank answer); with no prompt on a terminal, an interactive loop starts. The default model is the one `python train.py` writes.
 Greedy search unless --num-beams > 1 (beam search) or any of --temperature/--top-k/--top-p is given (sampling).
 """
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -18,30 +19,73 @@ def parse_args(argv=None):
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
     p.add_argument("--file", help="read prompts from this file, one per line")
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--min-new-tokens", type=int, default=0, help="tokens to generate before EOS is allowed")
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--temperature", type=float, help="sample with this temperature")
     p.add_argument("--top-k", type=int, help="sample from the k most likely tokens")
     p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this total probability")
     p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
     return p.parse_args(argv)
 
 
+def check_args(args):
+    """Every setting checked before anything is loaded: a typo costs no loading time, and the error names the
+    argument (with a broken model folder too). One line, as SystemExit."""
+    def need(ok, message):
+        if not ok:
+            raise SystemExit(f"error: {message}")
+    sampling = any(v is not None for v in (args.temperature, args.top_k, args.top_p))
+    need(args.max_new_tokens >= 1, f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    need(0 <= args.min_new_tokens <= args.max_new_tokens,
+         f"--min-new-tokens must be between 0 and --max-new-tokens ({args.max_new_tokens}), got {args.min_new_tokens}")
+    need(args.num_beams >= 1, f"--num-beams must be at least 1, got {args.num_beams}")
+    need(args.temperature is None or args.temperature > 0, f"--temperature must be > 0, got {args.temperature}")
+    need(args.top_k is None or args.top_k >= 0, f"--top-k must be >= 0 (0 = off), got {args.top_k}")
+    need(args.top_p is None or 0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}")
+    need(not (sampling and args.num_beams > 1),
+         "sampling (--temperature/--top-k/--top-p) and beam search (--num-beams > 1) do not combine; use one")
+    need(not (args.stream and args.num_beams > 1),
+         "--stream prints tokens as greedy search or sampling picks them; beam search only knows its answer at "
+         "the end, so drop --stream or --num-beams")
+    need(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
+    need(not (args.prompts and args.file), "give prompts as arguments or with --file, not both")
+    need(args.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", args.device) is not None,
+         f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    if args.device.startswith("cuda"):
+        import torch
+        need(torch.cuda.is_available(), f"--device {args.device} was asked for, but torch sees no CUDA GPU")
+        index = int(args.device.partition(":")[2] or 0)
+        need(index < torch.cuda.device_count(),
+             f"--device {args.device}: torch sees only {torch.cuda.device_count()} CUDA GPU(s)")
+
+
 def read_prompts(args):
+    """The prompts, one per input line (blank lines included, so answers line up with the input); None means
+    interactive."""
     if args.prompts:
         return args.prompts
     if args.file:
         try:
-            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+            text = Path(args.file).read_bytes().decode("utf-8")
         except OSError as e:
             raise SystemExit(f"error: cannot read --file {args.file}: {e.strerror}")
-        return [line for line in lines if line.strip()]
+        except UnicodeDecodeError as e:
+            line = e.object[:e.start].count(b"\n") + 1
+            raise SystemExit(f"error: --file {args.file} is not UTF-8 text (line {line}, byte {e.start}); "
+                             f"save it as UTF-8")
+        return text.splitlines()
     if sys.stdin.isatty():
         return None  # interactive
-    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SystemExit(f"error: standard input is not UTF-8 text (line {line}, byte {e.start})")
 
 
 def load(args):
@@ -64,8 +108,10 @@ def load(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     sampling = any(v is not None for v in (args.temperature, args.top_k, args.top_p))
-    options = dict(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=sampling,
+    options = dict(max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens,
+                   num_beams=args.num_beams, do_sample=sampling,
                    temperature=1.0 if args.temperature is None else args.temperature,
                    top_k=args.top_k or 0,
                    top_p=args.top_p if args.top_p is not None else 1.0)
@@ -76,8 +122,8 @@ def main(argv=None):
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
 
     def answer(batch):
-        input_ids, attention_mask = tokenizer.encode_batch(batch)
-        if args.stream and len(batch) == 1 and args.num_beams == 1:
+        if args.stream and len(batch) == 1 and batch[0].strip():
+            input_ids, attention_mask = tokenizer.encode_batch(batch)
             produced, printed = [], ""
 
             def show(tokens):  # decode everything so far, print what is new (keeps multi-byte characters whole)
@@ -90,9 +136,15 @@ def main(argv=None):
             model.generate(input_ids, attention_mask, generator=generator, on_step=show, **options)
             print()
             return
+        asked = [prompt for prompt in batch if prompt.strip()]  # a blank line gets a blank answer: outputs
+        answers = iter(generate_answers(asked) if asked else [])  # stay one per input line
+        for prompt in batch:
+            print(next(answers) if prompt.strip() else "", flush=True)
+
+    def generate_answers(batch):
+        input_ids, attention_mask = tokenizer.encode_batch(batch)
         out = model.generate(input_ids, attention_mask, generator=generator, **options)
-        for row in out:
-            print(tokenizer.decode(row[1:]))
+        return [tokenizer.decode(row[1:]) for row in out]
 
     try:
         if prompts is None:  # interactive

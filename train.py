@@ -10,17 +10,23 @@ Every option is a field of minit5.trainer.TrainConfig; see docs/training.md.
 
 import argparse
 import dataclasses
+import os
+import shlex
 import sys
+from pathlib import Path
 
 from minit5.trainer import OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
 
 HELP = {
     "task": f"what to train on: {', '.join(TASKS)}",
     "data": "seq2seq training pairs: .jsonl with input/target fields, or .tsv",
+    "data_format": "jsonl or tsv, for --data/--eval-data files whose name ends otherwise",
     "eval_data": "seq2seq held-out pairs (same formats)",
     "text": "span-corruption text files (one document per line)",
     "init": "start from pretrained weights and their tokenizer (folder or hub id)",
-    "config": "without --init, a fresh model of this shape: tiny, small, base, large, xl, xxl, or a config.json",
+    "config": "without --init, a fresh model of this shape: tiny, small, base, large, xl, xxl, or a config.json "
+              "(on the byte-level vocabulary unless --tokenizer is given)",
+    "tokenizer": "without --init, a tokenizer folder (tokenizer.json or spiece.model) for the fresh model",
     "out": "run folder: checkpoints, the latest model, metrics",
     "optimizer": f"{', '.join(OPTIMIZERS)}",
     "schedule": f"{', '.join(SCHEDULES)} (after --warmup steps of linear warmup)",
@@ -47,20 +53,41 @@ def parse_args(argv=None) -> TrainConfig:
     return TrainConfig(**vars(p.parse_args(argv)))
 
 
+def interrupted(cfg: TrainConfig, argv) -> str:
+    """What Ctrl-C leaves behind, and the command that continues from it."""
+    from minit5.trainer import checkpoint_step, latest_checkpoint
+    latest = latest_checkpoint(Path(cfg.out)) if Path(cfg.out).is_dir() else None
+    if latest is None:
+        return f"interrupted before the first checkpoint: nothing in {cfg.out} to resume; rerun with --overwrite"
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--resume", "--overwrite")]
+    command = " ".join(["python train.py", *map(shlex.quote, args), "--resume"])
+    return f"interrupted; {latest} (step {checkpoint_step(latest)}) is the latest checkpoint; continue with: {command}"
+
+
 def main(argv=None):
     cfg = parse_args(argv)
     from minit5.trainer import Trainer, TrainError
+    trainer = None
     try:
         trainer = Trainer(cfg)
         result = trainer.train()
     except TrainError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+            print(f"\n{interrupted(cfg, argv)}", file=sys.stderr)
         sys.exit(130)
-    if result and trainer.is_main:
+    if not trainer.is_main or trainer.mode == "done":  # the trainer said there was nothing to do
+        return
+    if result:
         print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-        if cfg.task == "demo":
-            print(f'now ask it: python generate.py --model {cfg.out} "Where is Ganymede?"')
+    if cfg.task == "demo":
+        print(f'now ask it: python generate.py --model {cfg.out} "Where is Ganymede?"')
+    elif cfg.task == "seq2seq":
+        print(f'the model is in {cfg.out}; ask it: python generate.py --model {cfg.out} "..."')
+    else:
+        print(f"the model is in {cfg.out}; fine-tune it with: python train.py --task seq2seq --init {cfg.out} "
+              f"--data FILE.jsonl --out DIR")
 
 
 if __name__ == "__main__":

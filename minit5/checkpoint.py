@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -134,11 +136,20 @@ class _SafetensorsFile:
 
 class _TorchBinFile:
     def __init__(self, path: Path):
+        # Files saved by torch >= 1.6 are zip archives and can be memory-mapped; older ones (some early hub
+        # checkpoints) cannot, and are read whole.
+        mmap = zipfile.is_zipfile(path)
         try:  # weights_only: a .bin is a pickle, and a pickle can run code; this refuses anything but tensors
-            self.tensors = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            self.tensors = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError as e:
+            found = re.search(r"unsupported GLOBAL (\S+)", str(e))
+            raise CheckpointError(
+                f"{path} holds more than tensors{f' (it names {found.group(1)})' if found else ''}: loading it would "
+                f"run code from the file, which minit5 refuses; if you trust its source, convert it to safetensors "
+                f"with transformers") from None
         except Exception as e:
             raise CheckpointError(f"{path} is not a readable PyTorch weights file (truncated or corrupt?): {e}") from None
-        if not isinstance(self.tensors, dict):
+        if not isinstance(self.tensors, dict) or not all(isinstance(t, torch.Tensor) for t in self.tensors.values()):
             raise CheckpointError(f"{path} does not hold a dict of tensors")
         self.path = path
         self.shapes = {k: tuple(t.shape) for k, t in self.tensors.items()}

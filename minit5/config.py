@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class T5Config:
     extra: dict = field(default_factory=dict, repr=False)  # other config.json keys, written back on save
 
     def __post_init__(self):
+        self.check_types()
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
         if self.scale_decoder_outputs is None:
@@ -88,6 +90,19 @@ class T5Config:
     @property
     def inner_dim(self) -> int:
         return self.num_heads * self.d_kv
+
+    def check_types(self):
+        """Each field of the right kind (a config.json can hold anything), before anything is derived from it."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type).split(" ")[0]  # "int | None" -> "int"
+            if f.name == "extra" or (value is None and "None" in str(f.type)):
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = {"bool": isinstance(value, bool), "int": number and isinstance(value, int),
+                  "float": number and math.isfinite(value), "str": isinstance(value, str)}[kind]
+            if not ok:
+                words = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string"}
+                raise ConfigError(f"{f.name} must be {words[kind]}, got {value!r}")
 
     def validate(self):
         parts = self.feed_forward_proj.split("-")

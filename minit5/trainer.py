@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -67,11 +68,13 @@ def named_config(name: str, vocab_size: int) -> T5Config:
 class TrainConfig:
     task: str = "demo"  # demo | seq2seq | span-corruption
     data: str | None = None  # seq2seq: training pairs (.jsonl with input/target, or .tsv)
+    data_format: str | None = None  # jsonl or tsv, for --data/--eval-data files named otherwise
     eval_data: str | None = None  # seq2seq: held-out pairs (default: none)
     text: list[str] = field(default_factory=list)  # span-corruption: plain text files
     one_document_per_file: bool = False  # span-corruption: a file is one document (default: a line is)
     init: str | None = None  # start from these pretrained weights (folder or hub id), with their tokenizer
     config: str = "tiny"  # without --init: a fresh model of this shape (tiny, small, base, ..., or a config.json)
+    tokenizer: str | None = None  # without --init: this tokenizer folder instead of the byte-level one
     out: str = "out/demo"
     resume: bool = False
     overwrite: bool = False
@@ -106,6 +109,38 @@ class TrainError(ValueError):
     """Settings or files that make training impossible; raised before any training starts."""
 
 
+# Settings that may change on --resume: they do not touch the arithmetic of the training steps. (--steps moves
+# the end of the schedule, which is what asking for more steps means.) Everything else must be as it was.
+RESUME_MAY_CHANGE = ("steps", "eval_data", "eval_examples", "eval_every", "save_every", "log_every",
+                     "keep_checkpoints", "device", "compile", "out", "resume", "overwrite")
+# Settings that say which run a folder holds: another value is another run, not a changed one.
+RUN_IDENTITY = ("task", "data", "text", "init", "config", "tokenizer")
+PATH_SETTINGS = ("data", "eval_data", "text", "init", "config", "tokenizer")
+# config.json keys that describe a file, not the model (transformers and minit5 write the weights' dtype)
+NOT_MODEL_KEYS = ("dtype", "torch_dtype", "transformers_version")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resolved(setting: str, value):
+    """A path setting as an absolute path, so that out/demo, ./out/demo/ and /abs/out/demo compare equal.
+    Hub ids (init) and size names (config) stay as they are."""
+    if setting not in PATH_SETTINGS or value is None or (setting == "config" and not str(value).endswith(".json")):
+        return value
+    if isinstance(value, list):
+        return [resolved(setting, v) for v in value]
+    path = Path(value).expanduser()
+    if setting in ("init", "tokenizer") and not path.exists():
+        return value  # a hub id
+    return str(path.resolve())
+
+
+def data_format_of(path: str, given: str | None) -> str | None:
+    return given or {".jsonl": "jsonl", ".tsv": "tsv"}.get(Path(path).suffix.lower())
+
+
 # --------------------------------------------------------------------------------------------------
 # Checks that run before anything is loaded
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +150,10 @@ def check_settings(cfg: TrainConfig, world_size: int):
             raise TrainError(message)
     need(cfg.task in TASKS, f"--task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
     need(cfg.steps >= 1, f"--steps must be at least 1, got {cfg.steps}")
+    need(cfg.seed >= 0, f"--seed must be >= 0, got {cfg.seed}")
+    for name in ("max_input_length", "max_target_length", "inputs_length"):
+        need(getattr(cfg, name) >= 2, f"{flag(name)} must be at least 2 (one token and EOS), got {getattr(cfg, name)}")
+    need(cfg.eval_examples >= 1, f"--eval-examples must be at least 1, got {cfg.eval_examples}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     need(cfg.grad_accum >= 1, f"--grad-accum must be at least 1, got {cfg.grad_accum}")
     need(cfg.batch_size >= world_size * cfg.grad_accum,
@@ -132,7 +171,8 @@ def check_settings(cfg: TrainConfig, world_size: int):
          "--eval-every, --save-every and --log-every must be at least 1")
     need(cfg.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1")
     need(not (cfg.resume and cfg.overwrite), "--resume and --overwrite contradict each other; pass one")
-    need(cfg.device == "cpu" or cfg.device.startswith("cuda"), f"--device must be cpu or cuda, got {cfg.device!r}")
+    need(cfg.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", cfg.device) is not None,
+         f"--device must be cpu, cuda or cuda:N, got {cfg.device!r}")
     if cfg.device.startswith("cuda"):
         need(torch.cuda.is_available(), "--device cuda was asked for, but torch sees no CUDA GPU")
     if cfg.task == "seq2seq":
@@ -140,13 +180,30 @@ def check_settings(cfg: TrainConfig, world_size: int):
     if cfg.task == "span-corruption":
         need(bool(cfg.text), "--task span-corruption needs --text FILE [FILE ...]")
     if cfg.task == "demo":
-        need(cfg.init is None, "the demo trains a fresh model on the byte tokenizer; --init is for seq2seq or "
-                               "span-corruption")
+        need(cfg.init is None and cfg.tokenizer is None, "the demo trains a fresh model on the byte tokenizer; "
+             "--init and --tokenizer are for seq2seq or span-corruption")
+    need(not (cfg.init and cfg.config != "tiny"),
+         f"--config {cfg.config} describes a fresh model, but --init {cfg.init} brings its own config.json; pass one")
+    need(not (cfg.init and cfg.tokenizer), "--init brings its own tokenizer; --tokenizer is for a fresh model")
+    need(cfg.data_format in (None, "jsonl", "tsv"), f"--data-format must be jsonl or tsv, got {cfg.data_format!r}")
+    for name in ("data", "eval_data"):
+        path = getattr(cfg, name)
+        need(path is None or data_format_of(path, cfg.data_format) is not None,
+             f"{flag(name)} {path}: cannot tell its format from the name; call it .jsonl or .tsv, "
+             f"or pass --data-format jsonl (or tsv)")
     for path in ([cfg.data] if cfg.data else []) + ([cfg.eval_data] if cfg.eval_data else []) + list(cfg.text):
         need(Path(path).is_file(), f"data file {path} does not exist")
+    for name in ("init", "tokenizer"):  # a local folder is checked here; a hub id when it is fetched
+        path = getattr(cfg, name)
+        if path and Path(path).expanduser().exists():
+            need(Path(path).expanduser().is_dir(), f"{flag(name)} {path} is a file; pass the folder that holds it")
+        elif path and (str(path).startswith((".", "/", "~")) or re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) is None):
+            need(False, f"{flag(name)} folder {path} does not exist")
+    need(not Path(cfg.out).exists() or Path(cfg.out).is_dir(),
+         f"--out {cfg.out} is a file; the run needs a folder (a new one, or a run to --resume)")
 
 
-def check_out_dir(cfg: TrainConfig, settings: dict) -> str:
+def check_out_dir(cfg: TrainConfig, run_info: dict) -> str:
     """What to do with --out: "fresh", "resume", or "done" (the same run already finished)."""
     out = Path(cfg.out)
     run_file = out / "run.json"
@@ -161,24 +218,45 @@ def check_out_dir(cfg: TrainConfig, settings: dict) -> str:
         raise TrainError(f"{out} already holds files that are not a minit5 run; choose another --out")
     try:
         previous = json.loads(run_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TrainError(f"{run_file} is not valid JSON ({e}); remove {out} or choose another --out") from None
+        before, now = previous["settings"], run_info["settings"]
+        before_model = {k: v for k, v in previous["model_config"].items() if k not in NOT_MODEL_KEYS}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise TrainError(f"{run_file} is not a valid run.json ({e}); remove {out} or choose another --out") from None
     if cfg.overwrite:
         shutil.rmtree(out)
         return "fresh"
-    if previous.get("model_config") != settings["model_config"]:
-        changed = sorted(k for k in set(previous.get("model_config", {})) | set(settings["model_config"])
-                         if previous.get("model_config", {}).get(k) != settings["model_config"].get(k))
-        raise TrainError(f"{out} holds a run with another model config (differs in {', '.join(changed)}); "
-                         f"choose another --out, or --overwrite to replace it")
+
+    def differs(name):
+        return resolved(name, before.get(name)) != resolved(name, now.get(name))
+
+    def describe(names):
+        return "; ".join(f"{flag(n)} was {before.get(n)}, now {now.get(n)}" for n in names)
+
+    other_run = [n for n in RUN_IDENTITY if differs(n)]
+    now_model = {k: v for k, v in run_info["model_config"].items() if k not in NOT_MODEL_KEYS}
+    model_changes = sorted(k for k in set(before_model) | set(now_model) if before_model.get(k) != now_model.get(k)
+                           and k != "dropout_rate")  # a setting (--dropout), checked with the others below
+    if other_run or model_changes:
+        what = "; ".join(([describe(other_run)] if other_run else []) +
+                         ([f"model config differs in {', '.join(model_changes)}"] if model_changes else []))
+        hint = " (--out defaults to out/demo, the demo's folder)" if Path(cfg.out) == Path("out/demo") else ""
+        raise TrainError(f"{out} holds another run ({what}); choose another --out{hint}, "
+                         f"or --overwrite to replace it")
+    changed = [n for n in sorted(set(before) | set(now)) if n not in RESUME_MAY_CHANGE and differs(n)]
+    if before_model.get("dropout_rate") != now_model.get("dropout_rate") and "dropout" not in changed:
+        changed.append("dropout")  # the config file's rate changed
     latest = latest_checkpoint(out)
+    if latest is None:  # killed before its first checkpoint: nothing can be resumed
+        raise TrainError(f"{out} holds a run that stopped before its first checkpoint, so there is nothing to "
+                         f"resume; --overwrite starts it again")
     if cfg.resume:
-        if latest is None:
-            raise TrainError(f"--resume: {out} has no complete checkpoint yet; start again with --overwrite")
-        return "resume"
-    if previous.get("settings") == settings["settings"] and latest is not None:
-        if checkpoint_step(latest) >= cfg.steps:  # the name says the step: no need to load the optimizer state
-            return "done"
+        if changed:
+            raise TrainError(f"--resume: {describe(changed)}; an exact resume needs the settings the run started "
+                             f"with (only {', '.join(flag(n) for n in RESUME_MAY_CHANGE[:-3])} may change), "
+                             f"so pass the old values, or --overwrite to start again")
+        return "done" if checkpoint_step(latest) >= cfg.steps else "resume"
+    if not changed and checkpoint_step(latest) >= cfg.steps:  # the name says the step: no optimizer state read
+        return "done"
     raise TrainError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
                      f"or choose another --out")
 
@@ -304,10 +382,11 @@ class Trainer:
 
         # tokenizer and model config first: cheap, and enough to check the output folder
         try:
-            self.tokenizer = Tokenizer.from_pretrained(cfg.init) if cfg.init else Tokenizer.byte_level()
             if cfg.init:
-                model_config = T5Config.from_json_file(resolve_path(cfg.init) / "config.json")
+                self.tokenizer = Tokenizer.from_pretrained(cfg.init)
+                model_config = T5Config.from_json_file(resolve_path(cfg.init, what="--init") / "config.json")
             else:
+                self.tokenizer = Tokenizer.from_pretrained(cfg.tokenizer) if cfg.tokenizer else Tokenizer.byte_level()
                 model_config = named_config(cfg.config, self.tokenizer.vocab_size)
         except (CheckpointError, TokenizerError, ConfigError) as e:
             raise TrainError(str(e)) from None
@@ -316,7 +395,7 @@ class Trainer:
         if self.tokenizer.vocab_size > model_config.vocab_size:
             raise TrainError(f"the tokenizer has {self.tokenizer.vocab_size} ids but the model only "
                              f"{model_config.vocab_size} embedding rows")
-        settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+        settings = {k: resolved(k, v) for k, v in dataclasses.asdict(cfg).items()
                     if k not in ("resume", "overwrite", "steps", "eval_every", "save_every", "log_every",
                                  "keep_checkpoints", "device", "compile")}
         self.run_info = dict(settings=settings, model_config=model_config.to_dict())
@@ -342,6 +421,11 @@ class Trainer:
             model = T5.from_pretrained(cfg.init, device=self.device)
         else:
             model = T5(model_config).to(self.device)
+            if cfg.config != "tiny" and not cfg.config.endswith(".json") and cfg.tokenizer is None:
+                self._log(f"--config {cfg.config} without --init: a fresh model of {model.num_parameters() / 1e6:.0f}M "
+                          f"parameters on the byte-level vocabulary ({model_config.vocab_size} ids), not "
+                          f"flan-T5-{cfg.config} with its 32128-id SentencePiece vocabulary; --tokenizer DIR "
+                          f"(a folder with tokenizer.json or spiece.model) pretrains on that one")
         if cfg.dropout is not None:
             set_dropout(model, cfg.dropout)
         model.train()
@@ -354,7 +438,7 @@ class Trainer:
             self.sampler = D.BatchSampler(len(self.train_set), cfg.batch_size, cfg.seed, lengths=lengths)
         except D.DataError as e:
             raise TrainError(str(e)) from None
-        self.step = 0
+        self.step, self.last_eval = 0, {}
         if self.mode == "resume":
             self._load_trainer_state(source)
         self.wrapped = model
@@ -375,11 +459,12 @@ class Trainer:
                 evaluation, _ = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length, cfg.max_target_length)
                 notes.append(f"demo data: {len(train)} training pairs, {len(evaluation)} held-out pairs")
             elif cfg.task == "seq2seq":
-                train, stats = D.load_pairs(cfg.data, tok, cfg.max_input_length, cfg.max_target_length)
+                train, stats = D.load_pairs(cfg.data, tok, cfg.max_input_length, cfg.max_target_length,
+                                            format=data_format_of(cfg.data, cfg.data_format))
                 notes.append(f"{cfg.data}: {stats.summary()}")
                 evaluation = None
                 if cfg.eval_data:
-                    eval_pairs = D.read_pairs(cfg.eval_data)
+                    eval_pairs = D.read_pairs(cfg.eval_data, format=data_format_of(cfg.eval_data, cfg.data_format))
                     evaluation, eval_stats = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length,
                                                               cfg.max_target_length)
                     notes.append(f"{cfg.eval_data}: {eval_stats.summary()}")
@@ -391,8 +476,9 @@ class Trainer:
                 evaluation = _Subset(full, range(held_out)) if held_out else None
                 notes.append(f"span corruption: {len(full)} chunks of {full.raw_length} tokens "
                              f"({held_out} held out for evaluation)")
-        except D.DataError as e:
-            raise TrainError(str(e)) from None
+        except D.DataError as e:  # minit5.data names Python arguments; here they are command-line flags
+            raise TrainError(re.sub(r"\b(max_input_length|max_target_length|inputs_length)\b",
+                                    lambda m: flag(m.group(1)), str(e))) from None
         if eval_pairs is not None and evaluation is not None:
             limit = min(len(evaluation), cfg.eval_examples)
             evaluation, eval_pairs = evaluation[:limit], eval_pairs[:limit]
@@ -423,8 +509,8 @@ class Trainer:
         checkpoints.mkdir(parents=True, exist_ok=True)
         name = checkpoint_name(self.step)
         tmp = checkpoints / f".tmp-{name}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for stale in checkpoints.glob(".tmp-step-*"):  # left by a run killed while saving
+            shutil.rmtree(stale)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         torch.save(self._trainer_state(), tmp / "trainer_state.pt")
@@ -454,9 +540,12 @@ class Trainer:
             self.log(message)
 
     def _record(self, entry: dict):
-        if self.is_main:
-            with open(Path(self.cfg.out) / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
+        if self.is_main:  # one write of one whole line: a reader never sees half of it as the last line
+            fd = os.open(Path(self.cfg.out) / "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, (json.dumps(entry) + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -496,19 +585,32 @@ class Trainer:
     def train(self) -> dict:
         cfg = self.cfg
         if self.mode == "done":
-            self._log(f"{cfg.out} already holds this run, finished at step {cfg.steps}; nothing to do "
-                      f"(--overwrite starts again)")
+            finished = checkpoint_step(latest_checkpoint(Path(cfg.out)))
+            self._log(f"{cfg.out} already holds this run, finished at step {finished}: nothing left to do "
+                      f"(--resume with a larger --steps continues it, --overwrite starts again)")
             return {}
         out = Path(cfg.out)
         if self.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "run.json", self.run_info, sort_keys=False)
+            if self.mode == "resume":  # the log may run past the checkpoint: those steps are done again
+                keep_metrics_up_to(out / "metrics.jsonl", self.step)
             self._log(f"model: {self.model.num_parameters():,} parameters · {self.world_size} process(es) · "
                       f"{cfg.batch_size} examples per step · {cfg.steps} steps · out: {out}")
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True,
                    desc="train")
-        last_eval, window_tokens, window_start = {}, 0, time.perf_counter()
+        try:
+            self._loop(bar)
+        finally:  # Ctrl-C too: the bar ends before train.py says what survived
+            bar.close()
+        if self.is_main:
+            plot_metrics(out)
+        return self.last_eval
+
+    def _loop(self, bar):
+        cfg = self.cfg
+        window_tokens, window_start = 0, time.perf_counter()
         while self.step < cfg.steps:
             loss, step_tokens = self.train_step()
             self.step += 1
@@ -522,7 +624,7 @@ class Trainer:
                 self._record(entry)
                 window_tokens, window_start = 0, time.perf_counter()
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                last_eval = self.evaluate()
+                self.last_eval = last_eval = self.evaluate()
                 if last_eval:
                     self._record(dict(step=self.step, **{k: round(v, 6) for k, v in last_eval.items()}))
                     bar.write("step {}: {}".format(self.step, ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items())))
@@ -532,10 +634,6 @@ class Trainer:
                 dist.barrier()
             if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0:
                 window_start = time.perf_counter()  # tokens/s measures training, not evaluation or saving
-        bar.close()
-        if self.is_main:
-            plot_metrics(out)
-        return last_eval
 
     def train_step(self) -> tuple[float, int]:
         """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen)."""
@@ -590,6 +688,22 @@ class _Subset:
         return [lengths[i] for i in self.indices]
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of metrics.jsonl; a last line without its newline (being written right now) is left out."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
+
+
+def keep_metrics_up_to(path: Path, step: int):
+    """After a resume from `step`: drop the rows logged past it by the interrupted run (they are redone)."""
+    if path.exists():
+        rows = [row for row in read_metrics(path) if row["step"] <= step]
+        atomic_write(path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"))
+
+
 def plot_metrics(out: Path):
     """loss.png from metrics.jsonl, when matplotlib is installed (an optional dependency)."""
     try:
@@ -598,9 +712,10 @@ def plot_metrics(out: Path):
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    rows = read_metrics(out / "metrics.jsonl")
+    # one point per step (the latest row wins), in step order, even in a log a resume has repeated steps in
+    train = sorted({r["step"]: r["loss"] for r in rows if "loss" in r}.items())
+    evals = sorted({r["step"]: r["eval_loss"] for r in rows if "eval_loss" in r}.items())
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if train:
         ax.plot(*zip(*train), label="training loss")

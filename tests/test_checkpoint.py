@@ -53,7 +53,7 @@ def test_minit5_saved_folder_loads_in_transformers(variant, tmp_path):
     assert diff <= 1e-4
 
 
-@pytest.mark.parametrize("variant", ["t5-v1.0", "flan-t5", "umt5"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_transformers_saved_to_minit5_saved_again_is_byte_identical(variant, tmp_path):
     _, src = build_hf_model(variant, tmp_path / "hf")
     T5.from_pretrained(src).save_pretrained(tmp_path / "again")

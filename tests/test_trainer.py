@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from minit5 import T5, T5Config
-from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups
+from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +60,8 @@ def cli(args: dict) -> list[str]:
 
 
 def losses(out) -> dict:
-    rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    """{step: loss} from metrics.jsonl; safe while the trainer writes it (a line not yet ended is left out)."""
+    return {r["step"]: r["loss"] for r in read_metrics(Path(out) / "metrics.jsonl") if "loss" in r}
 
 
 def run_in_process(files, out, **overrides):
@@ -106,7 +106,8 @@ def test_resume_refuses_a_different_model_config(files, tmp_path):
     other = T5Config.from_json_file(files / "tiny.json")
     other.d_ff = 96
     other.save(tmp_path.parent / "other.json")
-    with pytest.raises(TrainError, match=r"another model config \(differs in d_ff\)"):
+    with pytest.raises(TrainError, match=r"holds another run \(--config was .*tiny.json, now .*other.json; "
+                                         r"model config differs in d_ff\)"):
         Trainer(TrainConfig(**settings(files, tmp_path, steps=4, resume=True,
                                        config=str(tmp_path.parent / "other.json"))))
 

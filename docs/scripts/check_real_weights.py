@@ -43,6 +43,8 @@ def main():
     p.add_argument("--hub", default="google/flan-t5-small", help="hub id to download when --model is not given")
     p.add_argument("--max-new-tokens", type=int, default=32)
     args = p.parse_args()
+    if args.max_new_tokens < 1:  # before any download or loading
+        sys.exit(f"error: --max-new-tokens must be at least 1, got {args.max_new_tokens}")
     folder = Path(args.model) if args.model else fetch(args.hub)
     if folder is None:
         return 0

@@ -2,6 +2,8 @@
 
     python docs/scripts/xl_load_check.py [--folder /tmp/xl]     needs ~11 GiB free disk and ~11 GiB memory
 
+The checkpoint stays in --folder afterwards (so a second run skips building it): delete it to free the disk.
+
 Each load runs in a fresh process; it prints the load time, the growth of peak resident memory while loading,
 and the peak after one short forward pass (which touches every weight).
 """
@@ -51,7 +53,8 @@ def main():
         model.save_pretrained(folder)
         del model
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 2 ** 30
-    print(f"flan-T5-XL-sized checkpoint: {size:.1f} GiB in {folder}")
+    print(f"flan-T5-XL-sized checkpoint: {size:.1f} GiB in {folder} (left there for the next run; "
+          f"delete the folder to free the disk)")
     print("| load as | load time | peak memory growth while loading | peak after a forward pass |")
     print("|---|---:|---:|---:|")
     for dtype in ("float32", "bfloat16"):
