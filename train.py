@@ -60,7 +60,8 @@ def main(argv=None):
     if result and trainer.is_main:
         print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         if cfg.task == "demo":
-            print(f'now ask it: python generate.py --model {cfg.out} "Where is Ganymede?"')
+            ask = "python generate.py" + ("" if cfg.out == TrainConfig.out else f" --model {cfg.out}")
+            print(f'now ask it: {ask} "Where is Ganymede?"   or in Chinese: {ask} "伽尼米德在哪里？"')
 
 
 if __name__ == "__main__":

@@ -374,7 +374,7 @@ class Trainer:
                 train_pairs, eval_pairs = demo.demo_tasks(cfg.seed)
                 train, stats = D.tokenize_pairs(train_pairs, tok, cfg.max_input_length, cfg.max_target_length)
                 evaluation, _ = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length, cfg.max_target_length)
-                groups = [demo.language(source) for source, _ in eval_pairs]  # exact match is also reported per language
+                groups = [demo.language(source) for source, _ in eval_pairs]  # exact match per language
                 counts = ", ".join(f"{groups.count(lang)} {lang}" for lang in demo.LANGUAGES)
                 notes.append(f"demo data: {len(train)} training pairs, {len(evaluation)} held-out pairs ({counts})")
             elif cfg.task == "seq2seq":

@@ -1,11 +1,12 @@
-"""Exact match of a trained demo model on the held-out demo split, task by task.
+"""Exact match of a trained demo model on the held-out demo split, task by task, in each language.
 
     python docs/scripts/demo_report.py                 # the model `python train.py` wrote to out/demo
     python docs/scripts/demo_report.py --model DIR --seed 0 --errors 3
     python docs/scripts/demo_report.py --table         # only the demo's tasks (no model needed)
 
-The held-out split is the one the trainer evaluates (minit5.data.demo_tasks with the run's seed); answers are
-greedy, as in the trainer's evaluation. Prints a Markdown table (used in docs/training.md) and a few mistakes.
+The held-out split is the one the trainer evaluates (minit5.demo.demo_tasks with the run's seed); answers are
+greedy, as in the trainer's evaluation. Prints a Markdown table (used in docs/training.md and README.md), one row
+per task and a pair of columns per language, then a few mistakes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pathlib import Path
 import torch
 
 from minit5 import T5, Tokenizer
-from minit5.data import collate, demo_table, demo_tasks, tokenize_pairs
+from minit5.data import collate, tokenize_pairs
+from minit5.demo import LANGUAGES, demo_table, demo_tasks
+
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 
 
 def markdown_table() -> str:
@@ -31,21 +35,38 @@ def report(model_dir: str, seed: int | None = None, errors: int = 3) -> str:
         run = Path(model_dir) / "run.json"
         seed = json.loads(run.read_text())["settings"]["seed"] if run.exists() else 0
     _, evaluation = demo_tasks(seed, by_task=True)
-    rows, mistakes, right, total = [], [], 0, 0
-    for task, pairs in evaluation.items():
-        examples, _ = tokenize_pairs(pairs, tokenizer, 512, 128)
-        batch = collate(examples, tokenizer.pad_id)
-        with torch.no_grad():
-            out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=32)
-        answers = [tokenizer.decode(row[1:]).strip() for row in out]
-        correct = [a == t for a, (_, t) in zip(answers, pairs)]
-        mistakes += [f"{task}: {s!r} -> {a!r} (expected {t!r})"
-                     for a, (s, t), ok in zip(answers, pairs, correct) if not ok][:errors]
-        rows.append(f"| {task} | {len(pairs)} | {sum(correct) / len(pairs):.1%} |")
-        right, total = right + sum(correct), total + len(pairs)
-    table = ["| task | held-out examples | exact match |", "|---|---|---|", *rows,
-             f"| **all** | {total} | **{right / total:.1%}** |"]
-    return "\n".join(table + ([""] + mistakes if mistakes else []))
+    scores, mistakes = {}, []  # scores[(language, task)] = (right, total)
+    for lang, tasks in evaluation.items():
+        for task, pairs in tasks.items():
+            examples, _ = tokenize_pairs(pairs, tokenizer, 512, 128)
+            batch = collate(examples, tokenizer.pad_id)
+            with torch.no_grad():
+                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=32)
+            answers = [tokenizer.decode(row[1:]).strip() for row in out]
+            correct = [a == t for a, (_, t) in zip(answers, pairs)]
+            scores[lang, task] = sum(correct), len(pairs)
+            mistakes += [f"{lang} {task}: {s!r} -> {a!r} (expected {t!r})"
+                         for a, (s, t), ok in zip(answers, pairs, correct) if not ok][:errors]
+    return "\n".join(markdown_scores(scores) + ([""] + mistakes if mistakes else []))
+
+
+def markdown_scores(scores: dict) -> list[str]:
+    """Rows of the report table: per task, each language's held-out count and exact match; then the totals."""
+    languages = [lang for lang in LANGUAGES if any(key[0] == lang for key in scores)]
+    tasks = list(dict.fromkeys(task for _, task in scores))
+    names = [LANGUAGE_NAMES.get(lang, lang) for lang in languages]
+    rows = ["| task | " + " | ".join(f"{name} held-out | {name} exact match" for name in names) + " |",
+            "|---|" + "---|---|" * len(languages)]
+    for task in tasks:
+        cells = [f"{scores[lang, task][1]} | {scores[lang, task][0] / scores[lang, task][1]:.1%}" for lang in languages]
+        rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    totals = []
+    for lang in languages:
+        right = sum(scores[lang, task][0] for task in tasks)
+        total = sum(scores[lang, task][1] for task in tasks)
+        totals.append(f"{total} | **{right / total:.1%}** ({right} of {total})")
+    rows.append("| **all** | " + " | ".join(totals) + " |")
+    return rows
 
 
 if __name__ == "__main__":
