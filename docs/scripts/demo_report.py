@@ -3,6 +3,7 @@
     python docs/scripts/demo_report.py                 # the model `python train.py` wrote to out/demo
     python docs/scripts/demo_report.py --model DIR --seed 0 --errors 3
     python docs/scripts/demo_report.py --table         # only the demo's tasks (no model needed)
+    python docs/scripts/demo_report.py --tokens        # tokens per training step, English-only vs bilingual
 
 The held-out split is the one the trainer evaluates (minit5.demo.demo_tasks with the run's seed); answers are
 greedy, as in the trainer's evaluation. Prints a Markdown table (used in docs/training.md and README.md), one row
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from minit5 import T5, Tokenizer
-from minit5.data import collate, tokenize_pairs
+from minit5.data import BatchSampler, collate, tokenize_pairs
 from minit5.demo import LANGUAGES, demo_table, demo_tasks
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
@@ -27,6 +28,27 @@ LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 def markdown_table() -> str:
     """The demo's tasks, phrasings and sizes (for docs/scripts/update_generated.py)."""
     return demo_table()
+
+
+def tokens_table(batches: int = 200) -> str:
+    """Tokens per training step (64 examples, the trainer's default batch) of the English-only and the bilingual
+    mixture, averaged over the first batches the trainer draws with seed 0: what a step costs."""
+    tokenizer = Tokenizer.byte_level()
+    rows = ["| mixture | training pairs | input tokens per example | tokens per step | padded tokens per step |",
+            "|---|---|---|---|---|"]
+    for name, languages in (("English only", ["en"]), ("English and Chinese (the demo)", list(LANGUAGES))):
+        examples, _ = tokenize_pairs(demo_tasks(0, languages=languages)[0], tokenizer)
+        sampler = BatchSampler(len(examples), 64, seed=0)
+        real = padded = 0
+        for _ in range(batches):
+            batch = [examples[i] for i in next(sampler).indices]
+            tensors = collate(batch, tokenizer.pad_id)
+            real += sum(len(source) + len(target) for source, target in batch)
+            padded += tensors["input_ids"].numel() + tensors["labels"].numel()
+        per_example = sum(len(source) for source, _ in examples) / len(examples)
+        rows.append(f"| {name} | {len(examples):,} | {per_example:.1f} | {real / batches:,.0f} | "
+                    f"{padded / batches:,.0f} |")
+    return "\n".join(rows)
 
 
 def report(model_dir: str, seed: int | None = None, errors: int = 3) -> str:
@@ -75,9 +97,12 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=None, help="the demo's seed (default: the run's)")
     parser.add_argument("--errors", type=int, default=3, help="mistakes to show per task")
     parser.add_argument("--table", action="store_true", help="print the demo's task table and stop")
+    parser.add_argument("--tokens", action="store_true", help="print the tokens per training step and stop")
     args = parser.parse_args()
     if args.table:
         raise SystemExit(print(markdown_table()))
+    if args.tokens:
+        raise SystemExit(print(tokens_table()))
     if not Path(args.model).exists():
         raise SystemExit(f"no model folder at {args.model}: train one with `python train.py`")
     print(report(args.model, args.seed, args.errors))

@@ -34,6 +34,7 @@ GENERATORS = {
     ("docs/scripts/plot_buckets.py", " --table --zh"): "markdown_table_zh",
     ("docs/scripts/span_corruption_example.py", ""): "markdown_block",
     ("docs/scripts/demo_report.py", " --table"): "markdown_table",
+    ("docs/scripts/demo_report.py", " --tokens"): "tokens_table",
 }
 
 
