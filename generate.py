@@ -96,7 +96,7 @@ def load(args):
     from minit5.tokenizer import Tokenizer, TokenizerError
 
     if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
-        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
+        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 8 minutes "
                          f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
     try:
         model = T5.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=args.device)

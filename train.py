@@ -1,4 +1,4 @@
-"""Train a T5:  python train.py            the built-in demo (a tiny model, about 6 minutes on 2 CPU cores)
+"""Train a T5:  python train.py            the built-in demo (a tiny model, about 8 minutes on 2 CPU cores)
 
     python train.py --task seq2seq --data train.jsonl --eval-data dev.jsonl --init google/flan-t5-small --out out/ft
     python train.py --task span-corruption --text corpus.txt --config small --out out/pretrain
@@ -82,7 +82,8 @@ def main(argv=None):
     if result:
         print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
     if cfg.task == "demo":
-        print(f'now ask it: python generate.py --model {cfg.out} "Where is Ganymede?"')
+        ask = "python generate.py" + ("" if cfg.out == TrainConfig.out else f" --model {cfg.out}")
+        print(f'now ask it: {ask} "Where is Ganymede?"   or in Chinese: {ask} "伽尼米德在哪里？"')
     elif cfg.task == "seq2seq":
         print(f'the model is in {cfg.out}; ask it: python generate.py --model {cfg.out} "..."')
     else:

@@ -1,4 +1,5 @@
-"""Data for training minit5: T5's span corruption, text-to-text pairs, batching, and a built-in demo mixture.
+"""Data for training minit5: T5's span corruption, text-to-text pairs, batching. (The built-in demo's tasks are
+in minit5/demo.py.)
 
     text files ─► tokens ─► packed chunks ─► span corruption (per example, when a batch is fetched) ─┐
     JSONL / TSV pairs ─► tokenize, truncate, drop empty targets (counted) ─────────────────────────────┴► examples
@@ -17,7 +18,6 @@ The tokenizer is anything with this small interface (duck typing; minit5's token
 from __future__ import annotations
 
 import json
-import random
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,136 +450,3 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
         attention_mask[row, : len(source)] = 1
         labels[row, : len(target)] = torch.tensor(target, dtype=torch.long)
     return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-
-
-# --------------------------------------------------------------------------------------------------
-# 4. Demo data: "mini-FLAN", a small instruction mixture written by code (offline, deterministic from a seed),
-#    small enough that a ~1M-parameter byte-level T5 learns it from scratch on a laptop CPU in minutes.
-#    Every task has training phrasings (templates) and a held-out phrasing that only the evaluation uses.
-#    Where a model can generalise (arithmetic, spelling) items are held out too (numbers, made-up words), so
-#    the score measures generalisation, not recall. Facts cannot be guessed: every fact is trained on, in the
-#    training phrasings, and the evaluation asks it in the held-out phrasing.
-#    What makes this learnable in minutes (found by training a 1.3M-parameter model on it): a held-out phrasing
-#    asks in a style that other tasks are trained with ("Which ...?", "Name ...", "Tell me ...", terse), never
-#    with unseen words (a small model copies their letters into answers), and keeps the item's neighbouring
-#    words as in some training phrasing (" of {x}": the model finds the word to spell by its neighbours);
-#    variants that differ by one word (first/last, after/before, plus/minus) are one task, so that word is
-#    read; the spelling tasks use made-up words, too many to memorise.
-# --------------------------------------------------------------------------------------------------
-PLANETS = ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune")  # from the Sun out
-BY_SIZE = ("Jupiter", "Saturn", "Uranus", "Neptune", "Earth", "Venus", "Mars", "Mercury")  # largest first
-MOONS = {"Phobos": "Mars", "Deimos": "Mars", "Io": "Jupiter", "Europa": "Jupiter", "Ganymede": "Jupiter",
-         "Callisto": "Jupiter", "Titan": "Saturn", "Rhea": "Saturn", "Mimas": "Saturn", "Enceladus": "Saturn",
-         "Iapetus": "Saturn", "Dione": "Saturn", "Miranda": "Uranus", "Ariel": "Uranus", "Titania": "Uranus",
-         "Oberon": "Uranus", "Triton": "Neptune", "Nereid": "Neptune", "Proteus": "Neptune"}
-ORDINALS = ("1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8th")
-
-# name: (training templates, held-out templates, share of the training mixture). {x}, {y}: the item;
-# {w}: the word that picks the variant (after/before, first/last, plus/minus); {op}: its symbol (+ or -).
-DEMO_TASKS = {
-    "moon": (["Where is {x}?", "Which planet does {x} orbit?", "Name the planet {x} orbits.",
-              "{x} orbits which planet?"], ["Tell me the planet {x} orbits."], 1),
-    "planet_order": (["Which planet comes {w} {x}?", "Tell me the planet {w} {x}.", "Planet {w} {x}?"],
-                     ["Name the planet {w} {x}."], 1),
-    "nth_planet": (["Name the {x} planet from the Sun.", "Tell me the {x} planet from the Sun.", "{x} planet?"],
-                   ["Which is the {x} planet from the Sun?"], 1),
-    "larger_planet": (["Which is larger, {x} or {y}?", "Name the larger of {x} and {y}.",
-                       "Tell me the larger of {x} and {y}."], ["Larger: {x} or {y}?"], 1),
-    "arithmetic": (["What is {x} {w} 1?", "What is {x} {op} 1?", "{x} {op} 1 =", "Tell me {x} {w} 1."],
-                   ["Tell me {x} {op} 1."], 4),
-    "reverse": (["Reverse {x}", "What is the reverse of {x}?", "Tell me the reverse of {x}.", "Spell backwards: {x}"],
-                ["Name the reverse of {x}."], 4),
-    "letter": (["Name the {w} letter of {x}.", "Tell me the {w} letter of {x}.", "{w} letter of {x}?"],
-               ["What is the {w} letter of {x}?"], 3),
-}
-FACT_TASKS = ("moon", "planet_order", "nth_planet", "larger_planet")  # every item is trained on
-
-
-def made_up_words() -> list[str]:
-    """9,720 short pronounceable non-words (consonant-vowel-consonant, then a vowel or not): too many to
-    memorise, so the spelling tasks must be solved by reading the letters."""
-    consonants, vowels = "bcdfghjklmnprstvwz", "aeiou"
-    cvc = [c + v + d for c in consonants for v in vowels for d in consonants]
-    return cvc + [w + v for w in cvc for v in vowels]
-
-
-def _task_items(task: str, words: Sequence[str], numbers: Sequence[int], rng: random.Random,
-                count: int) -> list[tuple[dict, str]]:
-    """`count` random (template fields, answer) items of a task, drawn from these words or numbers."""
-    items = []
-    for _ in range(count):
-        if task == "moon":
-            moon = rng.choice(list(MOONS))
-            items.append((dict(x=moon), MOONS[moon]))
-        elif task == "planet_order":
-            i = rng.randrange(7)  # neighbours PLANETS[i] and PLANETS[i + 1]
-            if rng.random() < 0.5:
-                items.append((dict(w="after", x=PLANETS[i]), PLANETS[i + 1]))
-            else:
-                items.append((dict(w="before", x=PLANETS[i + 1]), PLANETS[i]))
-        elif task == "nth_planet":
-            i = rng.randrange(8)
-            items.append((dict(x=ORDINALS[i]), PLANETS[i]))
-        elif task == "larger_planet":
-            a, b = rng.sample(PLANETS, 2)
-            items.append((dict(x=a, y=b), min(a, b, key=BY_SIZE.index)))
-        elif task == "arithmetic":  # plus or minus 1: copy the digits, change the last (and carry)
-            n, plus = rng.choice(numbers), rng.random() < 0.5
-            items.append((dict(x=n, w="plus" if plus else "minus", op="+" if plus else "-"),
-                          str(n + 1 if plus else n - 1)))
-        elif task == "reverse":
-            word = rng.choice(words)
-            items.append((dict(x=word), word[::-1]))
-        elif task == "letter":
-            word, w = rng.choice(words), rng.choice(("first", "last"))
-            items.append((dict(x=word, w=w), word[0] if w == "first" else word[-1]))
-        else:
-            raise DataError(f"unknown demo task {task!r}; known: {', '.join(DEMO_TASKS)}")
-    return items
-
-
-def demo_tasks(seed: int = 0, train_per_share: int = 1000, eval_per_task: int = 60, by_task: bool = False):
-    """The mini-FLAN mixture: (train_pairs, eval_pairs), shuffled lists of (input_text, target_text).
-
-    Each task gets share * train_per_share training pairs (training templates and items: 15,000 pairs by
-    default) and up to eval_per_task evaluation pairs (277 in all by default) whose inputs never occur in
-    training: facts in the held-out template; the other tasks on held-out items (a fifth of the numbers 1..999,
-    400 of the made-up words), half of them in the held-out template. by_task=True returns dicts task -> pairs."""
-    rng = random.Random(seed)
-    words, numbers = made_up_words(), list(range(1, 1000))
-    rng.shuffle(words)
-    rng.shuffle(numbers)
-    held_words, held_numbers = words[:400], numbers[:200]
-    train_words, train_numbers = words[400:], numbers[200:]
-    train, evaluation = {}, {}
-    for task, (train_templates, held_templates, share) in DEMO_TASKS.items():
-        items = _task_items(task, train_words, train_numbers, rng, share * train_per_share)
-        train[task] = [(rng.choice(train_templates).format(**fields), answer) for fields, answer in items]
-        seen, pool = {source for source, _ in train[task]}, {}  # pool: input -> answer, each input once
-        for attempt in range(20 * eval_per_task):  # facts have few items: stop when they run out
-            if len(pool) == eval_per_task:
-                break
-            (fields, answer), = _task_items(task, held_words, held_numbers, rng, 1)
-            held_out_template = task in FACT_TASKS or attempt % 2 == 0
-            source = rng.choice(held_templates if held_out_template else train_templates).format(**fields)
-            if source not in seen:
-                pool[source] = answer
-        evaluation[task] = list(pool.items())
-    if by_task:
-        return train, evaluation
-    train_pairs = [pair for pairs in train.values() for pair in pairs]
-    eval_pairs = [pair for pairs in evaluation.values() for pair in pairs]
-    rng.shuffle(train_pairs)
-    rng.shuffle(eval_pairs)
-    return train_pairs, eval_pairs
-
-
-def demo_table(seed: int = 0) -> str:
-    """The demo's tasks as a Markdown table: phrasings, an example, training and evaluation sizes (for the docs)."""
-    train, evaluation = demo_tasks(seed, by_task=True)
-    rows = ["| task | training phrasings | held-out phrasing | example | train | eval |", "|---|---|---|---|---|---|"]
-    for task, (train_templates, held_templates, _) in DEMO_TASKS.items():
-        source, target = evaluation[task][0]
-        rows.append(f"| {task} | {'<br>'.join(train_templates)} | {'<br>'.join(held_templates)} | "
-                    f"{source} → {target} | {len(train[task])} | {len(evaluation[task])} |")
-    return "\n".join(rows)

@@ -39,6 +39,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import data as D
+from . import demo
 from .checkpoint import CheckpointError, atomic_write, resolve_path, write_json
 from .config import ConfigError, T5Config
 from .model import T5, Attention
@@ -78,7 +79,7 @@ class TrainConfig:
     out: str = "out/demo"
     resume: bool = False
     overwrite: bool = False
-    steps: int = 2500
+    steps: int = 3000
     batch_size: int = 64  # examples per optimizer step, over all processes and micro-batches
     grad_accum: int = 1  # micro-batches per step (each process)
     lr: float = 1e-3
@@ -407,7 +408,7 @@ class Trainer:
         if self.mode == "done":
             return
 
-        self.train_set, self.eval_set, self.eval_pairs, data_notes = self._load_data()
+        self.train_set, self.eval_set, self.eval_pairs, self.eval_groups, data_notes = self._load_data()
         for note in data_notes:
             self._log(note)
 
@@ -451,13 +452,15 @@ class Trainer:
     # -- data ---------------------------------------------------------------------------------------
     def _load_data(self):
         cfg, tok = self.cfg, self.tokenizer
-        notes, eval_pairs = [], None
+        notes, eval_pairs, groups = [], None, None
         try:
             if cfg.task == "demo":
-                train_pairs, eval_pairs = D.demo_tasks(cfg.seed)
+                train_pairs, eval_pairs = demo.demo_tasks(cfg.seed)
                 train, stats = D.tokenize_pairs(train_pairs, tok, cfg.max_input_length, cfg.max_target_length)
                 evaluation, _ = D.tokenize_pairs(eval_pairs, tok, cfg.max_input_length, cfg.max_target_length)
-                notes.append(f"demo data: {len(train)} training pairs, {len(evaluation)} held-out pairs")
+                groups = [demo.language(source) for source, _ in eval_pairs]  # exact match per language
+                counts = ", ".join(f"{groups.count(lang)} {lang}" for lang in demo.LANGUAGES)
+                notes.append(f"demo data: {len(train)} training pairs, {len(evaluation)} held-out pairs ({counts})")
             elif cfg.task == "seq2seq":
                 train, stats = D.load_pairs(cfg.data, tok, cfg.max_input_length, cfg.max_target_length,
                                             format=data_format_of(cfg.data, cfg.data_format))
@@ -482,7 +485,8 @@ class Trainer:
         if eval_pairs is not None and evaluation is not None:
             limit = min(len(evaluation), cfg.eval_examples)
             evaluation, eval_pairs = evaluation[:limit], eval_pairs[:limit]
-        return train, evaluation, eval_pairs, notes
+            groups = groups[:limit] if groups else None
+        return train, evaluation, eval_pairs, groups, notes
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _trainer_state(self) -> dict:
@@ -550,13 +554,14 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Held-out loss and, for text-to-text data, exact match of greedy answers (rank 0 only)."""
+        """Held-out loss and, for text-to-text data, exact match of greedy answers (rank 0 only); for the demo,
+        exact match per language too (exact_match_en, exact_match_zh)."""
         if self.eval_set is None or not self.is_main:
             return {}
         model, cfg = self.model, self.cfg
         was_training = model.training
         model.eval()
-        total, tokens, correct = 0.0, 0, 0
+        total, tokens, correct = 0.0, 0, []  # correct: one bool per held-out pair
         examples = self.eval_set if isinstance(self.eval_set, list) else \
             D.fetch(self.eval_set.dataset, list(self.eval_set.indices), 0)
         for start in range(0, len(examples), 64):
@@ -571,11 +576,14 @@ class Trainer:
                 # arithmetic and break bit-exact resume.
                 out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest, fast=False)
                 for row, (_, target) in zip(out, self.eval_pairs[start:start + 64]):
-                    correct += self.tokenizer.decode(row[1:]).strip() == target.strip()
+                    correct.append(self.tokenizer.decode(row[1:]).strip() == target.strip())
         model.train(was_training)
         result = {"eval_loss": total / max(tokens, 1)}
         if self.eval_pairs is not None:
-            result["exact_match"] = correct / len(examples)
+            result["exact_match"] = sum(correct) / len(examples)
+            for group in sorted(set(self.eval_groups or [])):
+                mine = [ok for ok, g in zip(correct, self.eval_groups) if g == group]
+                result[f"exact_match_{group}"] = sum(mine) / len(mine)
         return result
 
     def _autocast(self):

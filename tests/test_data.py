@@ -1,17 +1,15 @@
 """minit5.data: T5's span corruption (against a numpy port of T5's TensorFlow code), text-to-text files,
-the resumable batch sampler, sharding, collation, and the mini-FLAN demo mixture."""
+the resumable batch sampler, sharding and collation (the demo mixture: tests/test_demo.py)."""
 
 import json
-import re
 
 import numpy as np
 import pytest
 import torch
 
-from minit5.data import (BY_SIZE, DEMO_TASKS, FACT_TASKS, MOONS, ORDINALS, PLANETS, BatchSampler, DataError,
-                         SpanCorruptionDataset, apply_noise_mask, collate, corrupt_spans, demo_table, demo_tasks,
-                         example_lengths, fetch, load_pairs, made_up_words, random_spans_noise_mask, read_documents,
-                         read_pairs, shard, span_corruption_dataset, span_corruption_lengths, tokenize_pairs)
+from minit5.data import (BatchSampler, DataError, SpanCorruptionDataset, apply_noise_mask, collate, corrupt_spans,
+                         example_lengths, fetch, load_pairs, random_spans_noise_mask, read_documents, read_pairs, shard,
+                         span_corruption_dataset, span_corruption_lengths, tokenize_pairs)
 
 
 class ByteTokenizer:
@@ -458,83 +456,3 @@ def test_span_corruption_batches_resume_exactly():
     for a, b in zip(run(resumed, 9), straight[11:]):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert example_lengths([([1, 2, 1], [1]), ([1], [3, 1])]) == [3, 1]
-
-
-# ---------------------------------------------------------------- the mini-FLAN demo
-WORD_SET = set(made_up_words())
-
-
-def template_matches(templates, source):
-    """Does `source` read as one of these templates with its {fields} filled in?"""
-    fields = {r"\{op\}": "[+-]", r"\{w\}": "[a-z]+", r"\{x\}": ".+", r"\{y\}": ".+"}
-    patterns = []
-    for template in templates:
-        pattern = re.escape(template)
-        for field, regex in fields.items():
-            pattern = pattern.replace(field, regex)
-        patterns.append(pattern)
-    return re.fullmatch("|".join(patterns), source) is not None
-
-
-def test_demo_is_deterministic_and_sized():
-    train, evaluation = demo_tasks(seed=0)
-    assert demo_tasks(seed=0) == (train, evaluation)
-    assert demo_tasks(seed=1)[0] != train
-    assert (len(train), len(evaluation)) == (15000, 277)
-    assert ("Where is Ganymede?", "Jupiter") in train
-    assert len(set(train)) > 8000  # spelling and arithmetic items rarely repeat
-    # short texts: byte-level tokens are expensive
-    assert max(len(t) for _, t in train + evaluation) <= 7 and max(len(s) for s, _ in train + evaluation) <= 42
-    small_train, small_eval = demo_tasks(seed=0, train_per_share=10, eval_per_task=5)
-    assert len(small_train) == 150 and len(small_eval) == 5 * len(DEMO_TASKS)
-    assert len(WORD_SET) == 9720 and all(len(w) in (3, 4) for w in WORD_SET)
-
-
-def test_demo_evaluation_is_held_out():
-    train, evaluation = demo_tasks(seed=0, by_task=True)
-    assert list(evaluation) == list(DEMO_TASKS)
-    train_inputs = {source for pairs in train.values() for source, _ in pairs}
-    for task, (train_templates, held_templates, _) in DEMO_TASKS.items():
-        assert all(template_matches(train_templates, s) for s, _ in train[task]), task
-        assert not any(template_matches(held_templates, s) for s, _ in train[task]), task
-        assert len(evaluation[task]) >= 8 and not train_inputs & {s for s, _ in evaluation[task]}, task
-        in_held_template = sum(template_matches(held_templates, s) for s, _ in evaluation[task])
-        if task in FACT_TASKS:
-            assert in_held_template == len(evaluation[task]), task
-        else:
-            assert len(evaluation[task]) == 60 and 25 <= in_held_template <= 40, task
-    # every fact is trained on (in a training phrasing)
-    assert {s.split()[-1].rstrip("?") for s, _ in train["moon"] if s.startswith("Where is")} == set(MOONS)
-    assert len({s for s, _ in evaluation["larger_planet"]}) == 56  # every ordered pair of planets
-    # held-out numbers and words never occur in training
-    numbers = lambda pairs: {int(re.match(r"\D*(\d+)", s).group(1)) for s, _ in pairs}  # noqa: E731
-    assert 790 <= len(numbers(train["arithmetic"])) <= 799  # 4000 draws from the 799 training numbers
-    assert not numbers(evaluation["arithmetic"]) & numbers(train["arithmetic"])
-    words = lambda pairs: {w for s, _ in pairs for w in re.findall(r"\b[a-z]+\b", s)} & WORD_SET  # noqa: E731
-    for task in ("reverse", "letter"):
-        assert words(evaluation[task]) and not words(evaluation[task]) & words(train[task]), task
-
-
-def test_demo_answers_are_right():
-    train, evaluation = demo_tasks(seed=3, by_task=True)
-    word = lambda s: [w for w in re.findall(r"\b[a-z]+\b", s) if w in WORD_SET][0]  # noqa: E731
-    answers = {
-        "moon": lambda s: MOONS[[w for w in re.findall(r"[A-Z][a-z]+", s) if w in MOONS][0]],
-        "planet_order": lambda s: PLANETS[PLANETS.index(s.rstrip(".?").split()[-1]) + (1 if "after" in s else -1)],
-        "nth_planet": lambda s: PLANETS[ORDINALS.index(re.search(r"\d(st|nd|rd|th)", s).group())],
-        "larger_planet": lambda s: min(re.findall("|".join(PLANETS), s), key=BY_SIZE.index),
-        "arithmetic": lambda s: str(int(re.findall(r"\d+", s)[0]) + (1 if ("+" in s or "plus" in s) else -1)),
-        "reverse": lambda s: word(s)[::-1],
-        "letter": lambda s: word(s)[0 if "first" in s else -1],
-    }
-    assert set(answers) == set(DEMO_TASKS)
-    for task, answer in answers.items():
-        for source, target in evaluation[task] + train[task][:300]:
-            assert target == answer(source), (task, source, target)
-    assert ("Tell me the planet Ganymede orbits.", "Jupiter") in evaluation["moon"]
-
-
-def test_demo_table_lists_every_task():
-    table = demo_table().splitlines()
-    assert len(table) == 2 + len(DEMO_TASKS)
-    assert table[2].startswith("| moon | Where is {x}?<br>") and "| 1000 | 19 |" in table[2]

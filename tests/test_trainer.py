@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from minit5 import T5, T5Config
+from minit5.demo import language
 from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +172,32 @@ def test_span_corruption_trains(files, tmp_path):
     curve = losses(tmp_path)
     assert curve[8] < curve[1]
     assert "eval_loss" in result and "exact_match" not in result
+
+
+def test_demo_trains_and_reports_exact_match_per_language(files, tmp_path):
+    """The demo task through the trainer (a tiny model, 2 steps). To check the per-language bookkeeping, the
+    model's generate is replaced by one that answers every English question right and every Chinese one wrong."""
+    trainer = Trainer(TrainConfig(**settings(files, tmp_path, task="demo", data=None, steps=2, eval_every=2)),
+                      log=lambda m: None)
+    answers = {tuple(source): target for source, target in trainer.eval_set}  # input ids -> target ids
+    english = {tuple(source) for (source, _), lang in zip(trainer.eval_set, trainer.eval_groups) if lang == "en"}
+    assert 0 < len(english) < len(trainer.eval_set) == len(trainer.eval_groups) == 8  # eval_examples=8
+    assert all(group == language(text) for group, (text, _) in zip(trainer.eval_groups, trainer.eval_pairs))
+
+    def generate(input_ids, attention_mask, **options):
+        rows = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+            source = tuple(i for i, m in zip(ids, mask) if m)
+            rows.append([0] + (answers[source] if source in english else [trainer.tokenizer.eos_id]))
+        width = max(map(len, rows))
+        return torch.tensor([row + [0] * (width - len(row)) for row in rows])
+
+    trainer.model.generate = generate
+    result = trainer.train()
+    assert result["exact_match_en"] == 1.0 and result["exact_match_zh"] == 0.0
+    assert result["exact_match"] == pytest.approx(len(english) / 8)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"exact_match_en", "exact_match_zh"} <= set(logged[-1])
 
 
 @pytest.mark.parametrize("overrides", [dict(optimizer="adafactor", lr=1e-2), dict(dtype="bfloat16"),

@@ -48,6 +48,8 @@ GENERATORS = {
     ("docs/scripts/context_window.py", " --table --zh"): "markdown_table_zh",
     ("docs/scripts/worked_example.py", ""): "markdown_block",
     ("docs/scripts/worked_example.py", " --zh"): "markdown_block_zh",
+    ("docs/scripts/demo_report.py", " --tokens"): "tokens_table",
+    ("docs/scripts/demo_report.py", " --tokens --zh"): "tokens_table_zh",
 }
 
 
