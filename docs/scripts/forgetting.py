@@ -1,7 +1,7 @@
 """Forgetting: teach the trained demo model a new task, fully and with LoRA, and measure what it still knows.
 
     python docs/scripts/forgetting.py                       the bilingual demo model if it is ready, else the English one
-    python docs/scripts/forgetting.py --model out/demo --steps 300
+    python docs/scripts/forgetting.py --model out/demo --steps 200
 
 The new task is unit conversion, made up here and never seen by the demo: "How many centimetres in 7 metres?" →
 "700" (metres→centimetres, kilometres→metres, centimetres→millimetres: the digits, then 2, 3 or 1 zeros). Its
@@ -66,13 +66,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=default_model(), help="the trained demo model (default: %(default)s)")
     p.add_argument("--work", default="out/forgetting", help="folder for the runs (replaced)")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr-full", type=float, default=1e-3, help="learning rate of full fine-tuning")
     p.add_argument("--lr-lora", type=float, default=5e-3, help="learning rate of the LoRA runs (LoRA usually "
                                                                   "wants a higher one)")
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = p.parse_args()
     if not (Path(args.model) / "config.json").exists():
         sys.exit(f"no model at {args.model}: train the demo first (python train.py --out DIR) and pass --model DIR")
@@ -84,6 +85,7 @@ def main():
     from minit5.lora import load_adapter, trainable_summary
     from minit5.trainer import TrainConfig, Trainer
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     run_file = Path(args.model) / "run.json"
     demo_seed = json.loads(run_file.read_text())["settings"].get("seed", 0) if run_file.exists() else 0
