@@ -4,6 +4,7 @@
     python bench/run.py --size base        another shape
     python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
     python bench/run.py --only lora        a LoRA step against a full fine-tuning step, minit5 beside peft
+                                           (written to bench/results/lora-<size>-<device>.json)
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
     python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
@@ -321,9 +322,12 @@ class Bench:
 
     def lora_models(self, lora: bool):
         """transformers (wrapped by peft when lora) and minit5 (minit5/lora.py when lora) on the same weights."""
+        import warnings
+
         from peft import LoraConfig, get_peft_model
 
         from minit5.lora import add_lora
+        warnings.filterwarnings("ignore", category=FutureWarning)  # peft 0.21 calls a deprecated transformers name
         hf, ours = self.models(torch.float32, attention="eager")
         if lora:
             c = self.LORA
@@ -441,7 +445,8 @@ def main():
                 transformers=transformers.__version__, cpu=platform.processor() or platform.machine(),
                 cpu_count=os.cpu_count(), seconds=round(time.time() - started, 1),
                 date=time.strftime("%Y-%m-%d"))
-    out = Path(args.out or ROOT / "bench" / "results" / f"{args.size}-{args.device}.json")
+    prefix = "lora-" if args.only == ["lora"] else ""  # kept apart from the main table's results file
+    out = Path(args.out or ROOT / "bench" / "results" / f"{prefix}{args.size}-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(info=info, rows=rows), indent=2) + "\n")
     print(f"\n{info['seconds']} s; written to {out}")

@@ -293,7 +293,7 @@ def read_adapter_config(folder) -> dict:
         raise AdapterError(f"{path}: peft_type is {config['peft_type']!r}; minit5 loads LoRA adapters only")
     for key, (fine, what) in UNSUPPORTED.items():
         value = config.get(key, fine)
-        if value != fine and not (fine in ({}, None) and not value):  # {} / None / [] all mean "not used"
+        if value and value != fine:  # false, null, {} and [] all mean "not used"
             raise AdapterError(f"{path}: {key} = {json.dumps(value)}; minit5's LoRA does not support {what}")
     r, alpha = config.get("r", 8), config.get("lora_alpha", 8)
     if not (isinstance(r, int) and r >= 1):

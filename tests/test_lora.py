@@ -253,7 +253,7 @@ def test_lora_runs_with_options_and_span_corruption(base, tmp_path, overrides):
     if overrides.get("task") == "span-corruption":
         (tmp_path / "corpus.txt").write_text("\n".join(f"The river number {i} ran by the stone." for i in range(40)))
         overrides = dict(overrides, text=[str(tmp_path / "corpus.txt")])
-    Trainer(TrainConfig(**lora_settings(base, tmp_path / "run", steps=8, **overrides)), log=lambda m: None).train()
+    Trainer(TrainConfig(**lora_settings(base, tmp_path / "run", steps=5, **overrides)), log=lambda m: None).train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < losses[0]

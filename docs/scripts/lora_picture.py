@@ -1,6 +1,7 @@
 """docs/img/lora.png: what LoRA trains, drawn to scale for flan-T5-small.
 
-    python docs/scripts/lora_picture.py
+    python docs/scripts/lora_picture.py                draws the picture
+    python docs/scripts/lora_picture.py --table        the trained-parameter table of docs/training.md (--zh: Chinese)
 
 Left: one attention projection q of flan-T5-small, W (384 x 512, frozen) beside the adapter's A (8 x 512) and B
 (384 x 8), at the same scale. Right: how many parameters train, against the rank r, for LoRA on q,v and on every
@@ -18,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 from common import need_matplotlib  # noqa: E402
 
 
-def trainable_counts(ranks, targets):
+def trainable_counts(ranks, targets, size="small"):
+    """Trained parameters at each rank, and the parameters of the model without adapters."""
     import torch
 
     from minit5 import T5, T5Config
@@ -26,13 +28,35 @@ def trainable_counts(ranks, targets):
     counts = []
     for r in ranks:
         with torch.device("meta"):
-            model = add_lora(T5(T5Config.flan_t5("small")), r=r, targets=targets)
+            model = add_lora(T5(T5Config.flan_t5(size)), r=r, targets=targets)
         counts.append(sum(p.numel() for p in model.parameters() if p.requires_grad))
     total = sum(p.numel() for p in model.parameters()) - counts[-1]
     return counts, total
 
 
+def markdown_table(zh: bool = False) -> str:
+    """Trained parameters and AdamW state (two fp32 numbers per trained parameter), full against LoRA r = 8."""
+    head = ("| flan-T5 | 训练的参数（r = 8） | AdamW 状态 |" if zh else "| flan-T5 | trained parameters (r = 8) | AdamW state |")
+    rows = [head, "|---|---|---|"]
+    for size in ("small", "base"):
+        for targets, name in ((None, "全量微调" if zh else "full fine-tuning"),
+                              (["q", "v"], "LoRA 作用于 q,v" if zh else "LoRA on q,v"),
+                              ("all-linear", "LoRA 作用于 all-linear" if zh else "LoRA on all-linear")):
+            counts, total = trainable_counts([8], targets or ["q"], size)
+            trained = counts[0] if targets else total
+            share = f"（{100 * trained / (total + counts[0]):.2f}%）" if zh else f" ({100 * trained / (total + counts[0]):.2f}%)"
+            rows.append(f"| {size}{'，' if zh else ', '}{name} | {trained:,}{share if targets else ''} | "
+                        f"{trained * 8 / 2 ** 20:,.1f} MB |")
+    return "\n".join(rows)
+
+
+def markdown_table_zh() -> str:
+    return markdown_table(zh=True)
+
+
 def main():
+    if "--table" in sys.argv:
+        return print(markdown_table(zh="--zh" in sys.argv))
     plt = need_matplotlib()
     from matplotlib.patches import Rectangle
 

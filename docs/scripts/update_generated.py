@@ -34,6 +34,8 @@ GENERATORS = {
     ("docs/scripts/plot_buckets.py", " --table --zh"): "markdown_table_zh",
     ("docs/scripts/span_corruption_example.py", ""): "markdown_block",
     ("docs/scripts/demo_report.py", " --table"): "markdown_table",
+    ("docs/scripts/lora_picture.py", " --table"): "markdown_table",
+    ("docs/scripts/lora_picture.py", " --table --zh"): "markdown_table_zh",
 }
 
 
