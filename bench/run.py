@@ -323,8 +323,10 @@ class Bench:
     def lora_models(self, lora: bool):
         """transformers (wrapped by peft when lora) and minit5 (minit5/lora.py when lora) on the same weights."""
         import warnings
-
-        from peft import LoraConfig, get_peft_model
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            sys.exit('the lora section compares minit5 with peft: pip install "peft==0.21.*" (or -e ".[test]")')
 
         from minit5.lora import add_lora
         warnings.filterwarnings("ignore", category=FutureWarning)  # peft 0.21 calls a deprecated transformers name
