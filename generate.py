@@ -1,4 +1,4 @@
-"""Ask a T5 model something:  python generate.py [--model DIR_OR_HUB_ID] [PROMPT ...]
+"""Ask a T5 model something:  python generate.py [--model DIR_OR_HUB_ID] [--adapter LORA_DIR] [PROMPT ...]
 
 Prompts come from the arguments, else one per line from --file or standard input (one answer per line: a
 blank line gets a blank answer); with no prompt on a terminal, an interactive loop starts. The default model is the one `python train.py` writes.
@@ -18,6 +18,7 @@ def parse_args(argv=None):
     p.add_argument("prompts", nargs="*", help="prompts; none: read --file, standard input, or ask interactively")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default: {DEFAULT_MODEL})")
     p.add_argument("--file", help="read prompts from this file, one per line")
+    p.add_argument("--adapter", help="a LoRA adapter folder (from train.py --lora-r, or from peft) to apply to --model")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--min-new-tokens", type=int, default=0, help="tokens to generate before EOS is allowed")
     p.add_argument("--num-beams", type=int, default=1)
@@ -101,6 +102,12 @@ def load(args):
     try:
         model = T5.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=args.device)
         tokenizer = Tokenizer.from_pretrained(args.model)
+        if args.adapter:
+            from minit5.lora import AdapterError, load_adapter, merge_lora
+            try:
+                merge_lora(load_adapter(model, args.adapter))  # merged: decoding runs at full speed
+            except AdapterError as e:
+                raise SystemExit(f"error: {e}")
     except (CheckpointError, TokenizerError) as e:
         raise SystemExit(f"error: {e}")
     return model, tokenizer

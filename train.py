@@ -4,6 +4,8 @@
     python train.py --task span-corruption --text corpus.txt --config small --out out/pretrain
     torchrun --nproc_per_node 2 train.py ...       the same, on several processes (DistributedDataParallel)
     python train.py --resume                       continue the run in --out where it stopped
+    python train.py --task seq2seq --data train.jsonl --init google/flan-t5-small --lora-r 8 --out out/lora
+                                                   a LoRA adapter (peft's files) instead of all the weights
 
 Every option is a field of minit5.trainer.TrainConfig; see docs/training.md.
 """
@@ -32,6 +34,11 @@ HELP = {
     "schedule": f"{', '.join(SCHEDULES)} (after --warmup steps of linear warmup)",
     "batch_size": "examples per optimizer step, over all processes",
     "dtype": "float32, or bfloat16 autocast",
+    "lora_r": "train a LoRA adapter of this rank on the frozen --init model (0: full fine-tuning)",
+    "lora_alpha": "LoRA scale: the update is multiplied by lora_alpha / lora_r",
+    "lora_dropout": "dropout on the LoRA adapter's input",
+    "lora_targets": "layers to adapt, Hugging Face names: q,k,v,o,wi_0,wi_1,wi,wo, or all-linear",
+    "merge_lora": "at the end, also write the base with the adapter merged in to --out/merged",
 }
 
 

@@ -3,6 +3,8 @@
     python bench/run.py                    flan-T5-small shape, 2 threads, everything (~8 minutes on 2 cores)
     python bench/run.py --size base        another shape
     python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
+    python bench/run.py --only lora        a LoRA step against a full fine-tuning step, minit5 beside peft
+                                           (written to bench/results/lora-<size>-<device>.json)
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
     python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
@@ -34,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from minit5 import T5, T5Config  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
 
-SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load")
+SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "lora")
+DEFAULT_SECTIONS = [s for s in SECTIONS if s != "lora"]  # lora (LoRA against full fine-tuning) only when asked
 
 
 def fast_bf16_cpu() -> bool:
@@ -314,6 +317,88 @@ class Bench:
         self.add("checkpoint load time (fp32, warm file cache)", "s", results["hf"], results["minit5"],
                  higher_is_better=False)
 
+    # ---------------------------------------------------------------------------------- LoRA
+    LORA = dict(r=8, alpha=16, targets=["q", "v"])  # peft's default targets for T5, typical r and alpha
+
+    def lora_models(self, lora: bool):
+        """transformers (wrapped by peft when lora) and minit5 (minit5/lora.py when lora) on the same weights."""
+        import warnings
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            sys.exit('the lora section compares minit5 with peft: pip install "peft==0.21.*" (or -e ".[test]")')
+
+        from minit5.lora import add_lora
+        warnings.filterwarnings("ignore", category=FutureWarning)  # peft 0.21 calls a deprecated transformers name
+        hf, ours = self.models(torch.float32, attention="eager")
+        if lora:
+            c = self.LORA
+            hf = get_peft_model(hf, LoraConfig(r=c["r"], lora_alpha=c["alpha"], target_modules=c["targets"],
+                                               task_type="SEQ_2_SEQ_LM"))
+            add_lora(ours, r=c["r"], alpha=c["alpha"], targets=c["targets"])
+        return hf.train(), ours.train()
+
+    def lora(self):
+        """A LoRA step beside a full fine-tuning step (8 x (512 + 114) tokens, fp32, AdamW): trainable parameters,
+        the optimizer's state, tokens/s, and peak memory; peft + transformers beside minit5 for each."""
+        batch, src, tgt = 8, 512, 114
+        ids, mask = self.prompts(batch, src)
+        labels = torch.randint(3, 32000, (batch, tgt), generator=torch.Generator().manual_seed(1)).to(self.device)
+        label = f"LoRA r={self.LORA['r']} on {','.join(self.LORA['targets'])}"
+        for lora in (False, True):
+            kind = label if lora else "full fine-tuning"
+            hf, ours = self.lora_models(lora)
+            steps, optimizers = {}, {}
+            for name, model, call in (
+                    ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
+                    ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
+                trainable = [p for p in model.parameters() if p.requires_grad]
+                optimizers[name] = optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True)
+
+                def step(model=model, call=call, optimizer=optimizer):
+                    call(model).backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                steps[name] = step
+            t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], self.args.reps, sync=self.sync)
+            counts = {n: sum(p.numel() for p in m.parameters() if p.requires_grad) for n, m in (("hf", hf),
+                                                                                                 ("minit5", ours))}
+            state_mib = {n: sum(t.numel() * t.element_size() for st in o.state.values() for t in st.values()
+                               if torch.is_tensor(t)) / 2 ** 20 for n, o in optimizers.items()}
+            self.add(f"{kind}: trainable parameters", "params", counts["hf"], counts["minit5"], higher_is_better=False)
+            self.add(f"{kind}: AdamW state", "MiB", state_mib["hf"], state_mib["minit5"], higher_is_better=False)
+            self.add(f"{kind}: training step 8 x (512 + 114), fp32", "tokens/s", batch * (src + tgt) / t_hf,
+                     batch * (src + tgt) / t_ours)
+            del hf, ours, steps, optimizers
+        # peak memory of two steps above the loaded model, each in a fresh process
+        code = f"""
+            def run(which, lora):
+                from peft import LoraConfig, get_peft_model
+                from minit5.lora import add_lora
+                torch.manual_seed(0)
+                ids = torch.randint(3, 32000, (8, 512)); labels = torch.randint(3, 32000, (8, 114))
+                if which == "hf":
+                    model = T5ForConditionalGeneration.from_pretrained(folder).train()
+                    if lora:
+                        model = get_peft_model(model, LoraConfig(r={self.LORA['r']}, lora_alpha={self.LORA['alpha']},
+                                               target_modules={self.LORA['targets']!r}, task_type="SEQ_2_SEQ_LM"))
+                    loss = lambda: model(input_ids=ids, labels=labels).loss
+                else:
+                    model = T5.from_pretrained(folder).train()
+                    if lora:
+                        add_lora(model, r={self.LORA['r']}, alpha={self.LORA['alpha']}, targets={self.LORA['targets']!r})
+                    loss = lambda: model(ids, labels=labels)[1]
+                opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+                before = status_mib('VmRSS')
+                for _ in range(2):
+                    loss().backward(); opt.step(); opt.zero_grad(set_to_none=True)
+                return status_mib('VmHWM') - before
+        """
+        for lora in (False, True):
+            results = {w: self.fresh_process(code, f"run({w!r}, {lora})") for w in ("hf", "minit5")}
+            self.add(f"{label if lora else 'full fine-tuning'}: step peak memory above the loaded model", "MiB",
+                     results["hf"], results["minit5"], higher_is_better=False)
+
     # ----------------------------------------------------------------------------------
     def run(self, sections):
         self.dtypes = [torch.float32, torch.bfloat16]
@@ -344,7 +429,8 @@ def main():
     p.add_argument("--size", default="small", choices=["small", "base", "large", "xl", "xxl"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=DEFAULT_SECTIONS)
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions in the lora section (default 5)")
     p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
     p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
     args = p.parse_args()
@@ -361,7 +447,8 @@ def main():
                 transformers=transformers.__version__, cpu=platform.processor() or platform.machine(),
                 cpu_count=os.cpu_count(), seconds=round(time.time() - started, 1),
                 date=time.strftime("%Y-%m-%d"))
-    out = Path(args.out or ROOT / "bench" / "results" / f"{args.size}-{args.device}.json")
+    prefix = "lora-" if args.only == ["lora"] else ""  # kept apart from the main table's results file
+    out = Path(args.out or ROOT / "bench" / "results" / f"{prefix}{args.size}-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(info=info, rows=rows), indent=2) + "\n")
     print(f"\n{info['seconds']} s; written to {out}")

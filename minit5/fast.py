@@ -93,6 +93,12 @@ class FastWeights:
         self.lm_head = self._add([model.lm_head if model.lm_head is not None else model.embed])
 
     def _add(self, linears):
+        if any(hasattr(linear, "merged_weight") for linear in linears):
+            # A LoRA adapter is attached (minit5/lora.py): decode with W + scaling·B·A, fused into a new tensor.
+            # The layers keep their own base weights, so training and saving still see W and the adapter apart.
+            fused = torch.cat([linear.merged_weight() if hasattr(linear, "merged_weight") else linear.weight.detach()
+                               for linear in linears], dim=0)  # (outs, in)
+            return fused.t().contiguous().t() if self.layout == "column-major" else fused
         fused = _fuse(linears, column_major=self.layout == "column-major")
         self.groups.append((linears, fused))
         return fused
@@ -107,7 +113,10 @@ def prepare(model, rows: int = 1) -> FastWeights:
     only if that layout changes or the parameters were replaced)."""
     layout = layout_for(rows, model.decoder.blocks[0].self_attn.q.weight)
     weights = getattr(model, "_fast_weights", None)
-    if weights is None or weights.layout != layout or not weights.still_shared():
+    # With a LoRA adapter attached the fused weights are merged copies, stale as soon as the adapter trains:
+    # rebuilt every call (merge_lora first to decode at full speed).
+    adapted = any(hasattr(m, "merged_weight") for m in model.decoder.modules())
+    if weights is None or weights.layout != layout or adapted or not weights.still_shared():
         with torch.no_grad():
             weights = FastWeights(model, layout)
         object.__setattr__(model, "_fast_weights", weights)  # a plain attribute, not a registered submodule

@@ -14,6 +14,8 @@ A run lives in one folder (`--out`):
     checkpoints/latest                                 the name of the newest complete checkpoint
     run.json                                           the settings and model config of this run
     metrics.jsonl, loss.png                            the log, one JSON object per line; the curve
+A LoRA run (--lora-r) keeps the base (--init) frozen and writes only what changes: adapter_config.json and
+adapter_model.safetensors (peft's files) at the top and in each checkpoint; --merge-lora adds merged/, a full model.
 Checkpoints are written to a temporary folder, flushed to disk, and renamed into place, so a kill at any moment
 leaves the previous checkpoint intact; `--resume` continues bit for bit (weights, optimizer, schedule, data
 position and every random number generator).
@@ -40,8 +42,10 @@ import torch.nn.functional as F
 
 from . import data as D
 from . import demo
+from . import evaluate as E
 from .checkpoint import CheckpointError, atomic_write, resolve_path, write_json
 from .config import ConfigError, T5Config
+from .lora import AdapterError, add_lora, load_adapter, merge_lora, save_adapter, trainable_summary
 from .model import T5, Attention
 from .tokenizer import Tokenizer, TokenizerError
 
@@ -104,6 +108,11 @@ class TrainConfig:
     save_every: int = 500
     log_every: int = 10
     keep_checkpoints: int = 2
+    lora_r: int = 0  # > 0: train a LoRA adapter of this rank on the frozen --init model (minit5/lora.py)
+    lora_alpha: float = 16.0  # the adapter's update is scaled by lora_alpha / lora_r
+    lora_dropout: float = 0.0  # dropout on the adapter's input
+    lora_targets: str = "q,v"  # adapted layers, Hugging Face names: q, k, v, o, wi_0, wi_1, wi, wo (or all-linear)
+    merge_lora: bool = False  # at the end, also write the base with the adapter merged in, to --out/merged
 
 
 class TrainError(ValueError):
@@ -202,6 +211,30 @@ def check_settings(cfg: TrainConfig, world_size: int):
             need(False, f"{flag(name)} folder {path} does not exist")
     need(not Path(cfg.out).exists() or Path(cfg.out).is_dir(),
          f"--out {cfg.out} is a file; the run needs a folder (a new one, or a run to --resume)")
+    check_lora_settings(cfg)
+
+
+def check_lora_settings(cfg: TrainConfig):
+    if cfg.lora_r == 0:
+        if cfg.merge_lora:
+            raise TrainError("--merge-lora merges a LoRA adapter; it needs --lora-r")
+        return
+    problems = [(cfg.lora_r >= 1, f"--lora-r must be 0 (full fine-tuning) or a positive rank, got {cfg.lora_r}"),
+                (cfg.init is not None, "--lora-r trains an adapter on pretrained weights: it needs --init BASE"),
+                (cfg.lora_alpha > 0 and math.isfinite(cfg.lora_alpha),
+                 f"--lora-alpha must be a positive number, got {cfg.lora_alpha}"),
+                (0 <= cfg.lora_dropout < 1, f"--lora-dropout must be in [0, 1), got {cfg.lora_dropout}"),
+                (bool(lora_target_list(cfg)), "--lora-targets names no layer; e.g. q,v or q,k,v,o,wi_0,wi_1,wo")]
+    for ok, message in problems:
+        if not ok:
+            raise TrainError(message)
+
+
+def lora_target_list(cfg: TrainConfig):
+    """--lora-targets as add_lora takes it: a list of names, or the string "all-linear"."""
+    if cfg.lora_targets.strip().lower() == "all-linear":
+        return "all-linear"
+    return [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
 
 
 def check_out_dir(cfg: TrainConfig, run_info: dict) -> str:
@@ -285,6 +318,8 @@ def parameter_groups(model: T5, weight_decay: float):
     """Weight decay on the matrices; none on norm weights and position-bias tables (scales and offsets)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # frozen (the base model under a LoRA adapter): not in the optimizer at all
+            continue
         (no_decay if p.dim() < 2 or "position_bias" in name else decay).append(p)
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
@@ -417,7 +452,8 @@ class Trainer:
         np.random.seed(cfg.seed)
         if self.mode == "resume":
             source = latest_checkpoint(Path(cfg.out))
-            model = T5.from_pretrained(source, device=self.device)
+            # a LoRA run's checkpoint holds only the adapter: the base comes from --init again
+            model = T5.from_pretrained(cfg.init if cfg.lora_r else source, device=self.device)
         elif cfg.init:
             model = T5.from_pretrained(cfg.init, device=self.device)
         else:
@@ -429,6 +465,15 @@ class Trainer:
                           f"(a folder with tokenizer.json or spiece.model) pretrains on that one")
         if cfg.dropout is not None:
             set_dropout(model, cfg.dropout)
+        if cfg.lora_r:  # freeze the base, wrap the target layers (after set_dropout: it would reset lora_dropout)
+            try:
+                if self.mode == "resume":
+                    load_adapter(model, source)
+                else:
+                    add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, targets=lora_target_list(cfg),
+                             dropout=cfg.lora_dropout)
+            except AdapterError as e:
+                raise TrainError(str(e)) from None
         model.train()
         model.set_gradient_checkpointing(cfg.gradient_checkpointing)
         self.model = model
@@ -440,6 +485,7 @@ class Trainer:
         except D.DataError as e:
             raise TrainError(str(e)) from None
         self.step, self.last_eval = 0, {}
+        self.grad_norm = torch.zeros(())  # of the last step, before clipping
         if self.mode == "resume":
             self._load_trainer_state(source)
         self.wrapped = model
@@ -515,8 +561,11 @@ class Trainer:
         tmp = checkpoints / f".tmp-{name}"
         for stale in checkpoints.glob(".tmp-step-*"):  # left by a run killed while saving
             shutil.rmtree(stale)
-        self.model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
+        if self.cfg.lora_r:  # only what changes: the adapter (the base is --init, unchanged)
+            save_adapter(self.model, tmp, base_model_name_or_path=self.cfg.init)
+        else:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
         torch.save(self._trainer_state(), tmp / "trainer_state.pt")
         _fsync_tree(tmp)
         final = checkpoints / name
@@ -561,7 +610,7 @@ class Trainer:
         model, cfg = self.model, self.cfg
         was_training = model.training
         model.eval()
-        total, tokens, correct = 0.0, 0, []  # correct: one bool per held-out pair
+        total, tokens, predictions = 0.0, 0, []
         examples = self.eval_set if isinstance(self.eval_set, list) else \
             D.fetch(self.eval_set.dataset, list(self.eval_set.indices), 0)
         for start in range(0, len(examples), 64):
@@ -575,14 +624,14 @@ class Trainer:
                 # fast=False: the fast path re-lays out weights in memory, which would change later training
                 # arithmetic and break bit-exact resume.
                 out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest, fast=False)
-                for row, (_, target) in zip(out, self.eval_pairs[start:start + 64]):
-                    correct.append(self.tokenizer.decode(row[1:]).strip() == target.strip())
+                predictions += [self.tokenizer.decode(row[1:]) for row in out]
         model.train(was_training)
         result = {"eval_loss": total / max(tokens, 1)}
-        if self.eval_pairs is not None:
-            result["exact_match"] = sum(correct) / len(examples)
-            for group in sorted(set(self.eval_groups or [])):
-                mine = [ok for ok, g in zip(correct, self.eval_groups) if g == group]
+        if self.eval_pairs is not None:  # exact match and ROUGE-1/2/L F1, as evaluate.py reports them
+            targets = [target for _, target in self.eval_pairs[:len(predictions)]]
+            result.update(E.scores(predictions, targets))
+            for group in sorted(set(self.eval_groups or [])):  # the demo: exact match per language
+                mine = [E.exact_match(p, t) for p, t, g in zip(predictions, targets, self.eval_groups) if g == group]
                 result[f"exact_match_{group}"] = sum(mine) / len(mine)
         return result
 
@@ -605,6 +654,9 @@ class Trainer:
                 keep_metrics_up_to(out / "metrics.jsonl", self.step)
             self._log(f"model: {self.model.num_parameters():,} parameters · {self.world_size} process(es) · "
                       f"{cfg.batch_size} examples per step · {cfg.steps} steps · out: {out}")
+            if cfg.lora_r:  # in peft's words, so the two can be compared
+                self._log(f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha:g} on {cfg.lora_targets}: "
+                          f"{trainable_summary(self.model)}")
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.is_main, dynamic_ncols=True,
                    desc="train")
@@ -614,6 +666,8 @@ class Trainer:
             bar.close()
         if self.is_main:
             plot_metrics(out)
+            if cfg.merge_lora:
+                self.write_merged(out / "merged")
         return self.last_eval
 
     def _loop(self, bar):
@@ -627,7 +681,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 elapsed = time.perf_counter() - window_start
                 entry = dict(step=self.step, loss=round(loss, 6), lr=self.scheduler.get_last_lr()[0],
-                             tokens_per_s=round(window_tokens / max(elapsed, 1e-9), 1))
+                             tokens_per_s=round(window_tokens / max(elapsed, 1e-9), 1),
+                             grad_norm=round(float(self.grad_norm), 6))
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tok_s=f"{entry['tokens_per_s']:.0f}")
                 self._record(entry)
                 window_tokens, window_start = 0, time.perf_counter()
@@ -642,6 +697,14 @@ class Trainer:
                 dist.barrier()
             if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0:
                 window_start = time.perf_counter()  # tokens/s measures training, not evaluation or saving
+
+    def write_merged(self, folder: Path):
+        """The base model with the adapter folded in, as a plain checkpoint (the run's own model stops being a
+        LoRA model: call this once training is over)."""
+        merge_lora(self.model)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        self._log(f"wrote the merged model to {folder}")
 
     def train_step(self) -> tuple[float, int]:
         """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen)."""
@@ -671,8 +734,12 @@ class Trainer:
             loss_sum += loss.detach().double().cpu()
         if self.world_size > 1:
             dist.all_reduce(loss_sum)
+        # The norm before clipping, logged as grad_norm (the value clip_grad_norm_ returns).
+        trainable = [p for p in self.model.parameters() if p.grad is not None]
         if cfg.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
+        else:
+            self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainable])
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

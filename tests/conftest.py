@@ -12,6 +12,10 @@ try:  # a missing test dependency is an error with the install hint, never a ski
     import transformers  # noqa: F401
     import tokenizers  # noqa: F401
     import safetensors  # noqa: F401
+    import importlib.util
+    for name in ("peft", "rouge_score"):  # the LoRA and ROUGE references; found, not imported (slow imports)
+        if importlib.util.find_spec(name) is None:
+            raise ImportError(f"No module named {name!r}")
 except ImportError as e:  # pragma: no cover - exercised only on a broken install
     pytest.exit(f"{e}; {INSTALL_HINT}", returncode=4)
 

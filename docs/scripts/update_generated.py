@@ -50,6 +50,8 @@ GENERATORS = {
     ("docs/scripts/worked_example.py", " --zh"): "markdown_block_zh",
     ("docs/scripts/demo_report.py", " --tokens"): "tokens_table",
     ("docs/scripts/demo_report.py", " --tokens --zh"): "tokens_table_zh",
+    ("docs/scripts/lora_picture.py", " --table"): "markdown_table",
+    ("docs/scripts/lora_picture.py", " --table --zh"): "markdown_table_zh",
 }
 
 
