@@ -27,6 +27,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
+    p.add_argument("--quantize", choices=["int8"], help="int8 weights for faster CPU decoding (minit5/quant.py)")
     return p.parse_args(argv)
 
 
@@ -59,6 +60,12 @@ def load(args):
         tokenizer = Tokenizer.from_pretrained(args.model)
     except (CheckpointError, TokenizerError) as e:
         raise SystemExit(f"error: {e}")
+    if getattr(args, "quantize", None):
+        from minit5.quant import quantize
+        try:
+            quantize(model, args.quantize)
+        except ValueError as e:  # e.g. --dtype bfloat16 or --device cuda with --quantize int8
+            raise SystemExit(f"error: --quantize {args.quantize}: {e}")
     return model, tokenizer
 
 
