@@ -2,7 +2,8 @@
 
     python bench/run.py                    flan-T5-small shape, 2 threads, everything (~8 minutes on 2 cores)
     python bench/run.py --size base        another shape
-    python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
+    python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load, decode-int8
+    python bench/run.py --only decode-int8 int8 decoding against CTranslate2 (pip install -e ".[bench]")
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
     python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
@@ -33,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from minit5 import T5, T5Config  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
+from minit5.quant import quantize  # noqa: E402
 
-SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load")
+SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "decode-int8")
 
 
 def fast_bf16_cpu() -> bool:
@@ -173,6 +175,65 @@ class Bench:
             name = f"beam search 4 beams, batch 1, 32 steps, {str(dtype)[6:]}"
             _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 32, 4)
             self.add(name, unit, r_hf, r_ours)
+
+    # ---------------------------------------------------------------------------------- int8 vs CTranslate2
+    def ctranslate2_models(self):
+        """The same weights converted by CTranslate2's own converter, fp32 and int8. The converter reads the
+        vocabulary from a tokenizer, so the folder gets a word-level one whose token i is "t{i}": CTranslate2
+        takes token strings, and "t{id}" spells exactly the ids the other engines get."""
+        import ctranslate2
+        from tokenizers import Tokenizer as RawTokenizer, models
+        from transformers import PreTrainedTokenizerFast
+        if not (self.folder / "tokenizer.json").exists():
+            specials = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+            vocab = {**specials, **{f"t{i}": i for i in range(3, self.config.vocab_size)}}
+            raw = RawTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+            PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>",
+                                    unk_token="<unk>").save_pretrained(self.folder)
+        translators = {}
+        for quantization in ("float32", "int8"):
+            out = self.folder / f"ctranslate2-{quantization}"
+            if not out.exists():
+                ctranslate2.converters.TransformersConverter(str(self.folder)).convert(
+                    str(out), quantization=quantization)
+            translators[quantization] = ctranslate2.Translator(str(out), device="cpu", compute_type=quantization,
+                                                               inter_threads=1, intra_threads=self.args.threads)
+        return translators
+
+    def decode_int8(self):
+        """Greedy batch 1, beam 4 and greedy batch 16 (mixed prompt lengths): minit5 int8 against CTranslate2
+        int8 (the ratio), with CTranslate2 fp32 and minit5 fp32 alongside. Same weights, threads, forced length."""
+        if self.device.type != "cpu":
+            return print("decode-int8: CPU only (minit5's int8 kernels and this comparison are for CPUs)")
+        translators = self.ctranslate2_models()
+        fp32 = T5.from_pretrained(self.folder).eval()
+        int8 = quantize(T5.from_pretrained(self.folder).eval(), "int8")
+        reps = self.args.reps or 5
+        for name, batch, prompt_len, new_tokens, beams, mixed in (
+                ("greedy batch 1, 64 new tokens", 1, 24, 64, 1, False),
+                ("beam search 4 beams, batch 1, 32 steps", 1, 24, 32, 4, False),
+                ("greedy batch 16 mixed prompts, 32 new", 16, 48, 32, 1, True)):
+            ids, mask = self.prompts(batch, prompt_len, mixed=mixed)
+            source = [[f"t{i}" for i in row[:int(m.sum())].tolist()] for row, m in zip(ids, mask)]
+            kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams)
+            ct2 = dict(beam_size=beams, max_decoding_length=new_tokens, min_decoding_length=new_tokens,
+                       max_batch_size=0)
+            check = translators["int8"].translate_batch(source, **ct2)
+            assert all(len(r.hypotheses[0]) == new_tokens for r in check), "CTranslate2 did not force the length"
+            times = {}
+            with torch.no_grad():
+                times["ct2 int8"], times["minit5 int8"] = paired_median_times(
+                    lambda: translators["int8"].translate_batch(source, **ct2),
+                    lambda: int8.generate(ids, mask, **kw), reps)
+                times["ct2 fp32"], times["minit5 fp32"] = paired_median_times(
+                    lambda: translators["float32"].translate_batch(source, **ct2),
+                    lambda: fp32.generate(ids, mask, **kw), reps)
+            steps = new_tokens * (batch if beams == 1 else 1)
+            unit = "tokens/s" if beams == 1 else "steps/s"
+            speed = {k: steps / t for k, t in times.items()}
+            self.add(f"{name}, int8: CTranslate2 vs minit5", unit, speed["ct2 int8"], speed["minit5 int8"],
+                     extra={"baseline": "CTranslate2 int8", "ctranslate2_fp32": round(speed["ct2 fp32"], 1),
+                            "minit5_fp32": round(speed["minit5 fp32"], 1)})
 
     # ---------------------------------------------------------------------------------- encoder
     def encoder(self):
@@ -319,7 +380,7 @@ class Bench:
         self.dtypes = [torch.float32, torch.bfloat16]
         print(f"{'':<44} {'HF':>10} {'minit5':>10} {'unit':<10} ratio", flush=True)
         for section in sections:
-            getattr(self, section)()
+            getattr(self, section.replace("-", "_"))()
         return self.rows
 
 
@@ -346,6 +407,7 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
+    p.add_argument("--reps", type=int, help="timed repetitions of the decode-int8 section (default 5)")
     p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
     args = p.parse_args()
     if args.markdown:
