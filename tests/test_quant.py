@@ -138,3 +138,22 @@ def test_generate_cli_quantize(tmp_path):
     assert bad.stderr.startswith("error: --quantize int8: int8 quantization runs on CPU from a float32 model")
     unknown = run("--quantize", "int4", "hi")
     assert unknown.returncode != 0 and "invalid choice: 'int4'" in unknown.stderr
+
+
+def test_error_picture_numbers():
+    """docs/scripts/draw_int8_error.py: errors within half a step; per-channel rows no worse than one scale."""
+    import importlib.util
+    scripts = ROOT / "docs" / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location("draw_int8_error", scripts / "draw_int8_error.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(scripts))
+    torch.manual_seed(0)
+    model = T5(T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False))
+    steps, per_channel, per_tensor = module.errors(model)
+    assert steps.abs().max() <= 0.5 + 1e-5 and len(steps) > 0
+    assert (per_channel <= per_tensor + 1e-6).all()
