@@ -88,6 +88,11 @@ def test_quantized_fast_step_generates_as_readable_step(models):
         assert torch.equal(fast, readable), kwargs
     one = int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6)  # batch 1
     assert torch.equal(one, int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6, fast=False))
+    # fusing for the fast step (fast.py, quant.fuse) left the layers' weights and scales as they were
+    fp32 = models[0]
+    with torch.no_grad():
+        expected, got = fp32(ids, attention_mask=mask, labels=one.expand(3, -1))[0], int8(ids, attention_mask=mask, labels=one.expand(3, -1))[0]
+    assert relative_error(got, expected) < 0.05
 
 
 def test_quantize_replaces_linears_and_frees_fp32(models):
