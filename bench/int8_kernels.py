@@ -84,7 +84,8 @@ def main():
                     continue
                 totals.setdefault(label, 0.0)
                 totals[label] += t
-                print(f"rows {rows:>2} {name:<8} {out:>5}x{inp:<5} {label:<34} {t:9.1f} us  rel. err vs dequantized {err:.1e}")
+                print(f"rows {rows:>2} {name:<8} {out:>5}x{inp:<5} {label:<34} {t:9.1f} us  "
+                      f"rel. err vs dequantized {err:.1e}")
         print(f"rows {rows:>2} one step's products (each shape once):")
         for label, t in sorted(totals.items(), key=lambda kv: kv[1]):
             print(f"    {label:<34} {t:9.1f} us")

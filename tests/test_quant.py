@@ -91,7 +91,9 @@ def test_quantized_fast_step_generates_as_readable_step(models):
     # fusing for the fast step (fast.py, quant.fuse) left the layers' weights and scales as they were
     fp32 = models[0]
     with torch.no_grad():
-        expected, got = fp32(ids, attention_mask=mask, labels=one.expand(3, -1))[0], int8(ids, attention_mask=mask, labels=one.expand(3, -1))[0]
+        labels = one.expand(3, -1)
+        expected = fp32(ids, attention_mask=mask, labels=labels)[0]
+        got = int8(ids, attention_mask=mask, labels=labels)[0]
     assert relative_error(got, expected) < 0.05
 
 
