@@ -107,10 +107,17 @@ class FastWeights:
                    for linears, fused in self.groups)
 
 
+def _float_weight(model):
+    """The decoder weight whose dtype picks the layout: q's; in an int8 model `down`'s, which quant.py keeps
+    in fp32 (the int8 layers ignore the layout)."""
+    block = model.decoder.blocks[0]
+    return block.ffn.down.weight if isinstance(block.self_attn.q, Int8Linear) else block.self_attn.q.weight
+
+
 def prepare(model, rows: int = 1) -> FastWeights:
     """Arrange the decoder weights for decoding this many rows at a time, in the layout layout_for picks (again
     only if that layout changes or the parameters were replaced)."""
-    layout = layout_for(rows, model.decoder.blocks[0].self_attn.q.weight)
+    layout = layout_for(rows, _float_weight(model))
     weights = getattr(model, "_fast_weights", None)
     if weights is None or weights.layout != layout or not weights.still_shared():
         with torch.no_grad():
@@ -141,10 +148,10 @@ class FastDecodeState:
         batch, src_len, _ = encoder_output.shape
         self.weights = prepare(model, rows=batch)
         # several fp32 rows on CPU: the tall product on rows (see layout_for); otherwise F.linear
-        self.linear = tall_linear if batch > 1 and _fp32_cpu(model.decoder.blocks[0].self_attn.q.weight) \
+        self.linear = tall_linear if batch > 1 and _fp32_cpu(_float_weight(model)) \
             else F.linear
         if getattr(model, "quantization", None):  # int8 layers run their own kernel; layers kept in fp32 as above
-            self.linear = _int8_or(F.linear)
+            self.linear = _int8_or(self.linear)
         self.heads, self.d_kv = c.num_heads, c.d_kv
         layers = len(model.decoder.blocks)
         self.length = 0

@@ -23,8 +23,13 @@ from pathlib import Path
 import torch
 
 from minit5 import T5, T5Config, Tokenizer
-from minit5.data import collate, demo_tasks, tokenize_pairs
+from minit5.data import collate, tokenize_pairs
 from minit5.quant import KEEP_FP32, quantize
+
+try:  # the demo's tasks: minit5/demo.py (bilingual demo) or, before it, minit5/data.py
+    from minit5.demo import demo_tasks
+except ImportError:
+    from minit5.data import demo_tasks
 
 VARIANTS = {"int8, `down` in fp32 (default)": KEEP_FP32, "int8 everywhere": ()}
 CJK = re.compile(r"[\u3400-\u9fff]")
