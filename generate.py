@@ -53,8 +53,10 @@ def load(args):
     from minit5.tokenizer import Tokenizer, TokenizerError
 
     if getattr(args, "quantize", None) and (args.device != "cpu" or args.dtype != "float32"):  # before loading
+        offending = [f"--{k} {v}" for k, v in (("device", args.device), ("dtype", args.dtype))
+                     if v not in ("cpu", "float32")]
         raise SystemExit(f"error: --quantize {args.quantize}: int8 quantization runs on CPU from a float32 model; "
-                         f"drop --device {args.device} / --dtype {args.dtype}")
+                         f"drop {' and '.join(offending)}")
     if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
         raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
                          f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
