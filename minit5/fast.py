@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import ACTIVATIONS
-from .quant import Int8Linear, fuse as fuse_int8
+from .quant import Int8Linear, fuse as fuse_int8, int8_product
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def prepare(model, rows: int = 1) -> FastWeights:
 
 def _int8_or(linear):
     """Products for a quantized model: an Int8Linear calls its kernel, an fp32 weight goes to `linear`."""
-    return lambda x, w: w(x) if isinstance(w, Int8Linear) else linear(x, w)
+    return lambda x, w: int8_product(x, w) if isinstance(w, Int8Linear) else linear(x, w)
 
 
 def _rms_norm(x, norm):
