@@ -177,63 +177,81 @@ class Bench:
             self.add(name, unit, r_hf, r_ours)
 
     # ---------------------------------------------------------------------------------- int8 vs CTranslate2
-    def ctranslate2_models(self):
-        """The same weights converted by CTranslate2's own converter, fp32 and int8. The converter reads the
-        vocabulary from a tokenizer, so the folder gets a word-level one whose token i is "t{i}": CTranslate2
-        takes token strings, and "t{id}" spells exactly the ids the other engines get."""
-        import ctranslate2
+    INT8_CASES = (("greedy batch 1, 64 new tokens", 1, 24, 64, 1, False),
+                  ("beam search 4 beams, batch 1, 32 steps", 1, 24, 32, 4, False),
+                  ("greedy batch 16 mixed prompts, 32 new", 16, 48, 32, 1, True))
+
+    def ctranslate2_times(self, cases, reps) -> dict:
+        """Median seconds of CTranslate2 (fp32 and int8) on each case, in a process of its own. Same process as
+        minit5 would be unfair to both: CTranslate2's OpenMP threads keep spinning for a while after each call
+        (Intel OpenMP's KMP_BLOCKTIME), taking the cores from whatever runs next, and torch's threads do the same.
+        The weights go through CTranslate2's own converter. It reads the vocabulary from a tokenizer, so the folder
+        gets a word-level one whose token i is "t{i}": CTranslate2 takes token strings, and "t{id}" spells exactly
+        the ids minit5 gets."""
         from tokenizers import Tokenizer as RawTokenizer, models
         from transformers import PreTrainedTokenizerFast
         if not (self.folder / "tokenizer.json").exists():
             specials = {"<pad>": 0, "</s>": 1, "<unk>": 2}
             vocab = {**specials, **{f"t{i}": i for i in range(3, self.config.vocab_size)}}
-            raw = RawTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-            PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>",
-                                    unk_token="<unk>").save_pretrained(self.folder)
-        translators = {}
-        for quantization in ("float32", "int8"):
-            out = self.folder / f"ctranslate2-{quantization}"
-            if not out.exists():
-                ctranslate2.converters.TransformersConverter(str(self.folder)).convert(
-                    str(out), quantization=quantization)
-            translators[quantization] = ctranslate2.Translator(str(out), device="cpu", compute_type=quantization,
-                                                               inter_threads=1, intra_threads=self.args.threads)
-        return translators
+            PreTrainedTokenizerFast(tokenizer_object=RawTokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                    pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(self.folder)
+        script = textwrap.dedent("""
+            import json, statistics, sys, time
+            import ctranslate2
+            folder, threads, reps, cases = json.loads(sys.argv[1])
+            times = {}
+            for quantization in ("float32", "int8"):
+                out = f"{folder}/ctranslate2-{quantization}"
+                ctranslate2.converters.TransformersConverter(folder).convert(out, quantization=quantization,
+                                                                             force=True)
+                translator = ctranslate2.Translator(out, device="cpu", compute_type=quantization,
+                                                    inter_threads=1, intra_threads=threads)
+                for name, source, new_tokens, beams in cases:
+                    kw = dict(beam_size=beams, max_decoding_length=new_tokens, min_decoding_length=new_tokens,
+                              max_batch_size=0)
+                    check = translator.translate_batch(source, **kw)  # also the warm-up
+                    assert all(len(r.hypotheses[0]) == new_tokens for r in check), "length not forced"
+                    runs = []
+                    for _ in range(reps):
+                        start = time.perf_counter()
+                        translator.translate_batch(source, **kw)
+                        runs.append(time.perf_counter() - start)
+                    times[f"{quantization} {name}"] = statistics.median(runs)
+            print(json.dumps(times))
+        """)
+        out = subprocess.run([sys.executable, "-c", script, json.dumps([str(self.folder), self.args.threads, reps,
+                                                                        cases])],
+                             capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+        if out.returncode != 0:
+            raise RuntimeError(f"the CTranslate2 process failed:\n{out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
     def decode_int8(self):
         """Greedy batch 1, beam 4 and greedy batch 16 (mixed prompt lengths): minit5 int8 against CTranslate2
         int8 (the ratio), with CTranslate2 fp32 and minit5 fp32 alongside. Same weights, threads, forced length."""
         if self.device.type != "cpu":
             return print("decode-int8: CPU only (minit5's int8 kernels and this comparison are for CPUs)")
-        translators = self.ctranslate2_models()
-        fp32 = T5.from_pretrained(self.folder).eval()
-        int8 = quantize(T5.from_pretrained(self.folder).eval(), "int8")
         reps = self.args.reps or 5
-        for name, batch, prompt_len, new_tokens, beams, mixed in (
-                ("greedy batch 1, 64 new tokens", 1, 24, 64, 1, False),
-                ("beam search 4 beams, batch 1, 32 steps", 1, 24, 32, 4, False),
-                ("greedy batch 16 mixed prompts, 32 new", 16, 48, 32, 1, True)):
-            ids, mask = self.prompts(batch, prompt_len, mixed=mixed)
-            source = [[f"t{i}" for i in row[:int(m.sum())].tolist()] for row, m in zip(ids, mask)]
+        inputs = {name: self.prompts(batch, length, mixed=mixed)
+                  for name, batch, length, _, _, mixed in self.INT8_CASES}
+        sources = {name: [[f"t{i}" for i in row[:int(m.sum())].tolist()] for row, m in zip(ids, mask)]
+                   for name, (ids, mask) in inputs.items()}
+        ct2 = self.ctranslate2_times([(name, sources[name], new, beams) for name, _, _, new, beams, _ in
+                                      self.INT8_CASES], reps)
+        models = {"fp32": T5.from_pretrained(self.folder).eval(),
+                  "int8": quantize(T5.from_pretrained(self.folder).eval(), "int8")}
+        for name, batch, _, new_tokens, beams, _ in self.INT8_CASES:
+            ids, mask = inputs[name]
             kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams)
-            ct2 = dict(beam_size=beams, max_decoding_length=new_tokens, min_decoding_length=new_tokens,
-                       max_batch_size=0)
-            check = translators["int8"].translate_batch(source, **ct2)
-            assert all(len(r.hypotheses[0]) == new_tokens for r in check), "CTranslate2 did not force the length"
-            times = {}
             with torch.no_grad():
-                times["ct2 int8"], times["minit5 int8"] = paired_median_times(
-                    lambda: translators["int8"].translate_batch(source, **ct2),
-                    lambda: int8.generate(ids, mask, **kw), reps)
-                times["ct2 fp32"], times["minit5 fp32"] = paired_median_times(
-                    lambda: translators["float32"].translate_batch(source, **ct2),
-                    lambda: fp32.generate(ids, mask, **kw), reps)
+                ours = {k: median_time(lambda m=m: m.generate(ids, mask, **kw), reps) for k, m in models.items()}
             steps = new_tokens * (batch if beams == 1 else 1)
             unit = "tokens/s" if beams == 1 else "steps/s"
-            speed = {k: steps / t for k, t in times.items()}
-            self.add(f"{name}, int8: CTranslate2 vs minit5", unit, speed["ct2 int8"], speed["minit5 int8"],
-                     extra={"baseline": "CTranslate2 int8", "ctranslate2_fp32": round(speed["ct2 fp32"], 1),
-                            "minit5_fp32": round(speed["minit5 fp32"], 1)})
+            self.add(f"{name}, int8: CTranslate2 vs minit5", unit, steps / ct2[f"int8 {name}"],
+                     steps / ours["int8"],
+                     extra={"baseline": "CTranslate2 int8",
+                            "ctranslate2_fp32": round(steps / ct2[f"float32 {name}"], 1),
+                            "minit5_fp32": round(steps / ours["fp32"], 1)})
 
     # ---------------------------------------------------------------------------------- encoder
     def encoder(self):
