@@ -231,6 +231,10 @@ class Bench:
         int8 (the ratio), with CTranslate2 fp32 and minit5 fp32 alongside. Same weights, threads, forced length."""
         if self.device.type != "cpu":
             return print("decode-int8: CPU only (minit5's int8 kernels and this comparison are for CPUs)")
+        try:
+            import ctranslate2  # noqa: F401
+        except ImportError:
+            return print("decode-int8: not run, ctranslate2 is not installed (pip install -e \".[bench]\")")
         reps = self.args.reps or 5
         inputs = {name: self.prompts(batch, length, mixed=mixed)
                   for name, batch, length, _, _, mixed in self.INT8_CASES}
