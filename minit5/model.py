@@ -401,4 +401,7 @@ class T5(nn.Module):
     def save_pretrained(self, out_dir, max_shard_size: str | int = "5GB"):
         """Write config.json + model.safetensors (sharded above max_shard_size) that transformers can load."""
         from .checkpoint import save_model
+        if getattr(self, "quantization", None):  # minit5/quant.py: int8 tensors under fp32 names would load wrong
+            raise ValueError(f"this model is quantized ({self.quantization}) and cannot be saved; save the fp32 "
+                             f"model and quantize it after loading")
         save_model(self, out_dir, max_shard_size=max_shard_size)

@@ -123,6 +123,9 @@ def test_bad_mode_and_bad_model_are_clear_errors():
         quantize(model, "int4")
     with pytest.raises(ValueError, match="from a float32 model; this one is bfloat16 on cpu"):
         quantize(model.to(torch.bfloat16), "int8")
+    with pytest.raises(ValueError, match=r"quantized \(int8\) and cannot be saved"):
+        quantize(model.float(), "int8").save_pretrained(ROOT / "never-written")
+    assert not (ROOT / "never-written").exists()
 
 
 def test_generate_cli_quantize(tmp_path):
