@@ -30,6 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
+    p.add_argument("--quantize", choices=["int8"], help="int8 weights for faster CPU decoding (minit5/quant.py)")
     return p.parse_args(argv)
 
 
@@ -96,6 +97,11 @@ def load(args):
     from minit5.checkpoint import CheckpointError
     from minit5.tokenizer import Tokenizer, TokenizerError
 
+    if getattr(args, "quantize", None) and (args.device != "cpu" or args.dtype != "float32"):  # before loading
+        offending = [f"--{k} {v}" for k, v in (("device", args.device), ("dtype", args.dtype))
+                     if v not in ("cpu", "float32")]
+        raise SystemExit(f"error: --quantize {args.quantize}: int8 quantization runs on CPU from a float32 model; "
+                         f"drop {' and '.join(offending)}")
     if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
         raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 8 minutes "
                          f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
@@ -110,6 +116,12 @@ def load(args):
                 raise SystemExit(f"error: {e}")
     except (CheckpointError, TokenizerError) as e:
         raise SystemExit(f"error: {e}")
+    if getattr(args, "quantize", None):
+        from minit5.quant import quantize
+        try:
+            quantize(model, args.quantize)
+        except ValueError as e:  # e.g. --dtype bfloat16 or --device cuda with --quantize int8
+            raise SystemExit(f"error: --quantize {args.quantize}: {e}")
     return model, tokenizer
 
 

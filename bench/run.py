@@ -2,9 +2,10 @@
 
     python bench/run.py                    flan-T5-small shape, 2 threads, everything (~8 minutes on 2 cores)
     python bench/run.py --size base        another shape
-    python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load
+    python bench/run.py --only decode      some of: decode, batch, beam, encoder, train, memory, load, lora, decode-int8
     python bench/run.py --only lora        a LoRA step against a full fine-tuning step, minit5 beside peft
                                            (written to bench/results/lora-<size>-<device>.json)
+    python bench/run.py --only decode-int8 int8 decoding against CTranslate2 (pip install -e ".[bench]")
     python bench/run.py --device cuda      on a GPU (bf16 and fp32)
     python bench/run.py --markdown bench/results/small-cpu.json     a results file as docs/performance.md's table
 
@@ -35,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from minit5 import T5, T5Config  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
+from minit5.quant import quantize  # noqa: E402
 
-SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "lora")
+SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "decode-int8", "lora")
 DEFAULT_SECTIONS = [s for s in SECTIONS if s != "lora"]  # lora (LoRA against full fine-tuning) only when asked
 
 
@@ -176,6 +178,87 @@ class Bench:
             name = f"beam search 4 beams, batch 1, 32 steps, {str(dtype)[6:]}"
             _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 32, 4)
             self.add(name, unit, r_hf, r_ours)
+
+    # ---------------------------------------------------------------------------------- int8 vs CTranslate2
+    INT8_CASES = (("greedy batch 1, 64 new tokens", 1, 24, 64, 1, False),
+                  ("beam search 4 beams, batch 1, 32 steps", 1, 24, 32, 4, False),
+                  ("greedy batch 16 mixed prompts, 32 new", 16, 48, 32, 1, True))
+
+    def ctranslate2_times(self, cases, reps) -> dict:
+        """Median seconds of CTranslate2 (fp32 and int8) on each case, in a process of its own. Same process as
+        minit5 would be unfair to both: CTranslate2's OpenMP threads keep spinning for a while after each call
+        (Intel OpenMP's KMP_BLOCKTIME), taking the cores from whatever runs next, and torch's threads do the same.
+        The weights go through CTranslate2's own converter. It reads the vocabulary from a tokenizer, so the folder
+        gets a word-level one whose token i is "t{i}": CTranslate2 takes token strings, and "t{id}" spells exactly
+        the ids minit5 gets."""
+        from tokenizers import Tokenizer as RawTokenizer, models
+        from transformers import PreTrainedTokenizerFast
+        if not (self.folder / "tokenizer.json").exists():
+            specials = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+            vocab = {**specials, **{f"t{i}": i for i in range(3, self.config.vocab_size)}}
+            PreTrainedTokenizerFast(tokenizer_object=RawTokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+                                    pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(self.folder)
+        script = textwrap.dedent("""
+            import json, statistics, sys, time
+            import ctranslate2
+            folder, threads, reps, cases = json.loads(sys.argv[1])
+            times = {}
+            for quantization in ("float32", "int8"):
+                out = f"{folder}/ctranslate2-{quantization}"
+                ctranslate2.converters.TransformersConverter(folder).convert(out, quantization=quantization,
+                                                                             force=True)
+                translator = ctranslate2.Translator(out, device="cpu", compute_type=quantization,
+                                                    inter_threads=1, intra_threads=threads)
+                for name, source, new_tokens, beams in cases:
+                    kw = dict(beam_size=beams, max_decoding_length=new_tokens, min_decoding_length=new_tokens,
+                              max_batch_size=0)
+                    check = translator.translate_batch(source, **kw)  # also the warm-up
+                    assert all(len(r.hypotheses[0]) == new_tokens for r in check), "length not forced"
+                    runs = []
+                    for _ in range(reps):
+                        start = time.perf_counter()
+                        translator.translate_batch(source, **kw)
+                        runs.append(time.perf_counter() - start)
+                    times[f"{quantization} {name}"] = statistics.median(runs)
+            print(json.dumps(times))
+        """)
+        out = subprocess.run([sys.executable, "-c", script, json.dumps([str(self.folder), self.args.threads, reps,
+                                                                        cases])],
+                             capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+        if out.returncode != 0:
+            raise RuntimeError(f"the CTranslate2 process failed:\n{out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def decode_int8(self):
+        """Greedy batch 1, beam 4 and greedy batch 16 (mixed prompt lengths): minit5 int8 against CTranslate2
+        int8 (the ratio), with CTranslate2 fp32 and minit5 fp32 alongside. Same weights, threads, forced length."""
+        if self.device.type != "cpu":
+            return print("decode-int8: CPU only (minit5's int8 kernels and this comparison are for CPUs)")
+        try:
+            import ctranslate2  # noqa: F401
+        except ImportError:
+            return print("decode-int8: not run, ctranslate2 is not installed (pip install -e \".[bench]\")")
+        reps = self.args.reps or 5
+        inputs = {name: self.prompts(batch, length, mixed=mixed)
+                  for name, batch, length, _, _, mixed in self.INT8_CASES}
+        sources = {name: [[f"t{i}" for i in row[:int(m.sum())].tolist()] for row, m in zip(ids, mask)]
+                   for name, (ids, mask) in inputs.items()}
+        ct2 = self.ctranslate2_times([(name, sources[name], new, beams) for name, _, _, new, beams, _ in
+                                      self.INT8_CASES], reps)
+        models = {"fp32": T5.from_pretrained(self.folder).eval(),
+                  "int8": quantize(T5.from_pretrained(self.folder).eval(), "int8")}
+        for name, batch, _, new_tokens, beams, _ in self.INT8_CASES:
+            ids, mask = inputs[name]
+            kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams)
+            with torch.no_grad():
+                ours = {k: median_time(lambda m=m: m.generate(ids, mask, **kw), reps) for k, m in models.items()}
+            steps = new_tokens * (batch if beams == 1 else 1)
+            unit = "tokens/s" if beams == 1 else "steps/s"
+            self.add(f"{name}, int8: CTranslate2 vs minit5", unit, steps / ct2[f"int8 {name}"],
+                     steps / ours["int8"],
+                     extra={"baseline": "CTranslate2 int8",
+                            "ctranslate2_fp32": round(steps / ct2[f"float32 {name}"], 1),
+                            "minit5_fp32": round(steps / ours["fp32"], 1)})
 
     # ---------------------------------------------------------------------------------- encoder
     def encoder(self):
@@ -404,7 +487,7 @@ class Bench:
         self.dtypes = [torch.float32, torch.bfloat16]
         print(f"{'':<44} {'HF':>10} {'minit5':>10} {'unit':<10} ratio", flush=True)
         for section in sections:
-            getattr(self, section)()
+            getattr(self, section.replace("-", "_"))()
         return self.rows
 
 
@@ -430,7 +513,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=DEFAULT_SECTIONS)
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions in the lora section (default 5)")
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions in the lora and decode-int8 sections (default 5)")
     p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
     p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
     args = p.parse_args()
@@ -447,7 +530,8 @@ def main():
                 transformers=transformers.__version__, cpu=platform.processor() or platform.machine(),
                 cpu_count=os.cpu_count(), seconds=round(time.time() - started, 1),
                 date=time.strftime("%Y-%m-%d"))
-    prefix = "lora-" if args.only == ["lora"] else ""  # kept apart from the main table's results file
+    # a section run on its own is kept apart from the main table's results file
+    prefix = {("lora",): "lora-", ("decode-int8",): "int8-"}.get(tuple(args.only), "")
     out = Path(args.out or ROOT / "bench" / "results" / f"{prefix}{args.size}-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(info=info, rows=rows), indent=2) + "\n")

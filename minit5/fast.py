@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import ACTIVATIONS
+from .quant import Int8Linear, fuse as fuse_int8, int8_product
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,19 +100,30 @@ class FastWeights:
             fused = torch.cat([linear.merged_weight() if hasattr(linear, "merged_weight") else linear.weight.detach()
                                for linear in linears], dim=0)  # (outs, in)
             return fused.t().contiguous().t() if self.layout == "column-major" else fused
-        fused = _fuse(linears, column_major=self.layout == "column-major")
+        if isinstance(linears[0], Int8Linear):  # a quantized model (minit5/quant.py): int8 rows, fused the same way
+            fused = fuse_int8(linears)
+        else:
+            fused = _fuse(linears, column_major=self.layout == "column-major")
         self.groups.append((linears, fused))
         return fused
 
     def still_shared(self) -> bool:
         """False once something replaced the parameters (load_state_dict(assign=True), .to(device), ...)."""
-        return all(_is_view_of(linears, fused) for linears, fused in self.groups)
+        return all(_is_view_of(linears, fused.weight if isinstance(fused, Int8Linear) else fused)
+                   for linears, fused in self.groups)
+
+
+def _float_weight(model):
+    """The decoder weight whose dtype picks the layout: q's; in an int8 model `down`'s, which quant.py keeps
+    in fp32 (the int8 layers ignore the layout)."""
+    block = model.decoder.blocks[0]
+    return block.ffn.down.weight if isinstance(block.self_attn.q, Int8Linear) else block.self_attn.q.weight
 
 
 def prepare(model, rows: int = 1) -> FastWeights:
     """Arrange the decoder weights for decoding this many rows at a time, in the layout layout_for picks (again
     only if that layout changes or the parameters were replaced)."""
-    layout = layout_for(rows, model.decoder.blocks[0].self_attn.q.weight)
+    layout = layout_for(rows, _float_weight(model))
     weights = getattr(model, "_fast_weights", None)
     # With a LoRA adapter attached the fused weights are merged copies, stale as soon as the adapter trains:
     # rebuilt every call (merge_lora first to decode at full speed).
@@ -121,6 +133,11 @@ def prepare(model, rows: int = 1) -> FastWeights:
             weights = FastWeights(model, layout)
         object.__setattr__(model, "_fast_weights", weights)  # a plain attribute, not a registered submodule
     return weights
+
+
+def _int8_or(linear):
+    """Products for a quantized model: an Int8Linear calls its kernel, an fp32 weight goes to `linear`."""
+    return lambda x, w: int8_product(x, w) if isinstance(w, Int8Linear) else linear(x, w)
 
 
 def _rms_norm(x, norm):
@@ -140,8 +157,10 @@ class FastDecodeState:
         batch, src_len, _ = encoder_output.shape
         self.weights = prepare(model, rows=batch)
         # several fp32 rows on CPU: the tall product on rows (see layout_for); otherwise F.linear
-        self.linear = tall_linear if batch > 1 and _fp32_cpu(model.decoder.blocks[0].self_attn.q.weight) \
+        self.linear = tall_linear if batch > 1 and _fp32_cpu(_float_weight(model)) \
             else F.linear
+        if getattr(model, "quantization", None):  # int8 layers run their own kernel; layers kept in fp32 as above
+            self.linear = _int8_or(self.linear)
         self.heads, self.d_kv = c.num_heads, c.d_kv
         layers = len(model.decoder.blocks)
         self.length = 0
@@ -153,7 +172,7 @@ class FastDecodeState:
         # Cross-attention keys/values over the encoder output, every layer: (B, H, S, Dh) each.
         self.cross = []
         for w in self.weights.layers:
-            kv = F.linear(encoder_output, w["cross_kv"])  # (B, S, 2*inner)
+            kv = _int8_or(F.linear)(encoder_output, w["cross_kv"])  # (B, S, 2*inner)
             k, v = kv.view(batch, src_len, 2, self.heads, self.d_kv).permute(2, 0, 3, 1, 4).unbind(0)
             self.cross.append((k.contiguous(), v.contiguous()))
         # Additive masks and the decoder position bias for all max_len positions, sliced row by row later.
@@ -194,7 +213,7 @@ class FastDecodeState:
                 h = self.act(gate) * up
             else:
                 h = self.act(h)
-            x = x + self.linear(h.to(lw["down"].dtype), lw["down"])
+            x = x + self.linear(h if isinstance(lw["down"], Int8Linear) else h.to(lw["down"].dtype), lw["down"])
         self.length = t + 1
         h = _rms_norm(x, model.decoder.final_norm)
         if c.scale_decoder_outputs:

@@ -191,7 +191,7 @@ class FeedForward(nn.Module):
             h = self.act(self.up(x))  # (B, T, F)
         h = self.dropout(h)
         # In float16 checkpoints `down` stays in fp32 (its outputs overflow fp16), so cast to its dtype.
-        return self.down(h.to(self.down.weight.dtype))  # (B, T, D)
+        return self.down(h.to(self.down.weight.dtype) if self.down.weight.is_floating_point() else h)  # (B, T, D)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class T5(nn.Module):
         """Decoder output (B, T, D) -> logits (B, T, V)."""
         if self.config.scale_decoder_outputs:  # T5 v1.0: tied weights, so rescale the output to d_model**-0.5
             h = h * self.config.d_model ** -0.5
-        return F.linear(h, self.embed.weight if self.lm_head is None else self.lm_head.weight)
+        return F.linear(h, self.embed.weight) if self.lm_head is None else self.lm_head(h)
 
     def new_cache(self, max_len: int) -> list[LayerCache]:
         return [LayerCache(max_len) for _ in self.decoder.blocks]
@@ -401,4 +401,7 @@ class T5(nn.Module):
     def save_pretrained(self, out_dir, max_shard_size: str | int = "5GB"):
         """Write config.json + model.safetensors (sharded above max_shard_size) that transformers can load."""
         from .checkpoint import save_model
+        if getattr(self, "quantization", None):  # minit5/quant.py: int8 tensors under fp32 names would load wrong
+            raise ValueError(f"this model is quantized ({self.quantization}) and cannot be saved; save the fp32 "
+                             f"model and quantize it after loading")
         save_model(self, out_dir, max_shard_size=max_shard_size)

@@ -1,0 +1,172 @@
+"""int8 quantization (minit5/quant.py): the kernel against the readable reference, the quantized model against
+fp32, the fast decode step against the readable one, and the errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from hf_models import build_hf_model
+
+from minit5 import T5, T5Config, Tokenizer
+from minit5.quant import Int8Linear, quantize, use_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def relative_error(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_int8_weights_round_each_row_to_its_own_scale():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48, bias=False)
+    with torch.no_grad():
+        linear.weight[3] *= 100  # one large row must not coarsen the others (per-channel scales)
+    q = Int8Linear.from_linear(linear)
+    assert q.weight.dtype == torch.int8 and q.scale.shape == (48,)
+    assert q.weight.abs().amax(dim=1).eq(127).all()  # every row uses the full range
+    dequantized = q.weight.float() * q.scale[:, None]
+    # rounding error at most half a step of the row's own scale
+    assert ((dequantized - linear.weight).abs() <= q.scale[:, None] / 2 + 1e-7).all()
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])
+def test_kernel_close_to_reference(rows):
+    """The kernel also rounds the activations to 8 bits (one scale per call): within 3% of the reference's
+    product (measured ~1%); the reference is the dequantized weight's exact fp32 product."""
+    torch.manual_seed(rows)
+    linear = nn.Linear(256, 192, bias=False)
+    q = Int8Linear.from_linear(linear)
+    x = torch.randn(2, rows, 256)
+    reference = q.reference(x)
+    torch.testing.assert_close(reference, x @ (q.weight.float() * q.scale[:, None]).t())
+    fast = q(x)
+    assert fast.shape == (2, rows, 192)
+    assert relative_error(fast, reference) < 0.03
+    assert relative_error(reference, linear(x)) < 0.02  # weight rounding alone
+
+
+@pytest.fixture(scope="module", params=["flan-t5", "t5-v1.0", "odd-shape"])
+def models(request, tmp_path_factory):
+    _, folder = build_hf_model(request.param, tmp_path_factory.mktemp(request.param))
+    return T5.from_pretrained(folder).eval(), quantize(T5.from_pretrained(folder).eval(), "int8")
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, 120, (3, 9), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return ids, mask
+
+
+def test_quantized_logits_close_to_fp32(models):
+    """Teacher-forced logits of the int8 model within 5% (relative norm) of fp32 on tiny random models
+    (measured 1-2%), and the readable reference path within 3% of the kernel path."""
+    fp32, int8 = models
+    ids, mask = batch()
+    labels = torch.randint(2, 120, (3, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = fp32(ids, attention_mask=mask, labels=labels)[0]
+        got = int8(ids, attention_mask=mask, labels=labels)[0]
+        reference = use_reference(int8)(ids, attention_mask=mask, labels=labels)[0]
+        use_reference(int8, False)
+    assert relative_error(got, expected) < 0.05
+    assert relative_error(reference, expected) < 0.05
+    assert relative_error(got, reference) < 0.03
+
+
+def test_quantized_fast_step_generates_as_readable_step(models):
+    _, int8 = models
+    ids, mask = batch(2)
+    for kwargs in (dict(), dict(num_beams=3)):
+        fast = int8.generate(ids, mask, max_new_tokens=6, min_new_tokens=6, **kwargs)
+        readable = int8.generate(ids, mask, max_new_tokens=6, min_new_tokens=6, fast=False, **kwargs)
+        assert torch.equal(fast, readable), kwargs
+    one = int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6)  # batch 1
+    assert torch.equal(one, int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6, fast=False))
+    # fusing for the fast step (fast.py, quant.fuse) left the layers' weights and scales as they were
+    fp32 = models[0]
+    with torch.no_grad():
+        labels = one.expand(3, -1)
+        expected = fp32(ids, attention_mask=mask, labels=labels)[0]
+        got = int8(ids, attention_mask=mask, labels=labels)[0]
+    assert relative_error(got, expected) < 0.05
+
+
+def test_quantize_replaces_linears_and_frees_fp32(models):
+    _, int8 = models
+    linears = [name for name, m in int8.named_modules() if isinstance(m, nn.Linear)]
+    assert linears and all(name.endswith("ffn.down") for name in linears)  # only `down` kept in fp32
+    assert int8.lm_head is None or isinstance(int8.lm_head, Int8Linear)  # None: tied to the fp32 embedding
+
+
+def test_quantize_after_fast_prepare_drops_the_fused_fp32_copies():
+    torch.manual_seed(0)
+    model = T5(T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False)).eval()
+    ids = torch.randint(2, 64, (1, 5))
+    model.generate(ids, max_new_tokens=3)  # fast.py fuses the fp32 decoder weights
+    quantize(model)
+    assert not hasattr(model, "_fast_weights")
+    model.generate(ids, max_new_tokens=3)
+    assert all(isinstance(w, Int8Linear) for w in model._fast_weights.layers[0].values()
+               if not isinstance(w, torch.Tensor))
+
+
+def test_bad_mode_and_bad_model_are_clear_errors():
+    model = T5(T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1))
+    with pytest.raises(ValueError, match="unknown quantization mode 'int4'; choose one of: int8"):
+        quantize(model, "int4")
+    with pytest.raises(ValueError, match="from a float32 model; this one is bfloat16 on cpu"):
+        quantize(model.to(torch.bfloat16), "int8")
+    with pytest.raises(ValueError, match=r"quantized \(int8\) and cannot be saved"):
+        quantize(model.float(), "int8").save_pretrained(ROOT / "never-written")
+    assert not (ROOT / "never-written").exists()
+
+
+def test_generate_cli_quantize(tmp_path):
+    torch.manual_seed(0)
+    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
+                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(tmp_path)
+    Tokenizer.byte_level().save_pretrained(tmp_path)
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(ROOT / "generate.py"), "--model", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=120)
+    result = run("--quantize", "int8", "--max-new-tokens", "8", "hello", "2 + 2 =")
+    assert result.returncode == 0, result.stderr
+    model, tok = quantize(T5.from_pretrained(tmp_path)), Tokenizer.from_pretrained(tmp_path)
+    ids, mask = tok.encode_batch(["hello", "2 + 2 ="])
+    expected = "".join(tok.decode(row[1:]) + "\n" for row in model.generate(ids, mask, max_new_tokens=8))
+    assert result.stdout == expected
+    bad = run("--quantize", "int8", "--dtype", "bfloat16", "hi")
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0
+    assert bad.stderr.startswith("error: --quantize int8: int8 quantization runs on CPU from a float32 model")
+    on_gpu = run("--quantize", "int8", "--device", "cuda", "hi")  # refused before loading: no CUDA needed
+    assert on_gpu.returncode != 0 and on_gpu.stderr.strip().count("\n") == 0
+    assert on_gpu.stderr.startswith("error: --quantize int8: int8 quantization runs on CPU from a float32 model")
+    unknown = run("--quantize", "int4", "hi")
+    assert unknown.returncode != 0 and "invalid choice: 'int4'" in unknown.stderr
+
+
+def test_error_picture_numbers():
+    """docs/scripts/draw_int8_error.py: errors within half a step; per-channel rows no worse than one scale."""
+    import importlib.util
+    scripts = ROOT / "docs" / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location("draw_int8_error", scripts / "draw_int8_error.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(scripts))
+    torch.manual_seed(0)
+    model = T5(T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False))
+    steps, per_channel, per_tensor = module.errors(model)
+    assert steps.abs().max() <= 0.5 + 1e-5 and len(steps) > 0
+    assert per_channel.median() < per_tensor.median()
