@@ -103,7 +103,7 @@ def load(args):
         raise SystemExit(f"error: --quantize {args.quantize}: int8 quantization runs on CPU from a float32 model; "
                          f"drop {' and '.join(offending)}")
     if args.model == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
-        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 8 minutes "
+        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
                          f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
     try:
         model = T5.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=args.device)

@@ -1,4 +1,4 @@
-"""Train a T5:  python train.py            the built-in demo (a tiny model, about 8 minutes on 2 CPU cores)
+"""Train a T5:  python train.py            the built-in demo (a tiny model, about 6 minutes on 2 CPU cores)
 
     python train.py --task seq2seq --data train.jsonl --eval-data dev.jsonl --init google/flan-t5-small --out out/ft
     python train.py --task span-corruption --text corpus.txt --config small --out out/pretrain

@@ -44,7 +44,7 @@ def load(model: str, use_random: bool, seed: int = 0):
     if not Path(model).exists():
         hint = ""
         if model == DEFAULT_MODEL:
-            hint = " make it with `python train.py` (the demo, about 8 minutes on 2 CPU cores),"
+            hint = " make it with `python train.py` (the demo, about 6 minutes on 2 CPU cores),"
         sys.exit(f"no model folder at {model}:{hint} pass --model DIR, or --random for a random tiny model")
     return T5.from_pretrained(model), Tokenizer.from_pretrained(model), f"the model in {model}"
 
