@@ -190,7 +190,8 @@ class FeedForward(nn.Module):
         else:
             h = self.act(self.up(x))  # (B, T, F)
         h = self.dropout(h)
-        # In float16 checkpoints `down` stays in fp32 (its outputs overflow fp16), so cast to its dtype.
+        # In float16 checkpoints `down` stays in fp32 (its outputs overflow fp16), so cast to its dtype; an int8
+        # `down` (minit5/quant.py) takes the float input as it is.
         return self.down(h.to(self.down.weight.dtype) if self.down.weight.is_floating_point() else h)  # (B, T, D)
 
 
