@@ -88,7 +88,6 @@ def test_metrics_reader_never_returns_half_a_line(tmp_path):
 
 
 def test_loss_plot_draws_each_step_once(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib", reason="loss.png needs the plot extra")
     rows = [dict(step=s, loss=1.0 / s) for s in (1, 2, 3, 2, 3, 4)]  # a log with steps 2 and 3 repeated
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     import matplotlib.axes
