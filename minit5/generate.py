@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-LONG_PROMPT = 512  # flan-T5 was trained on inputs up to 512 tokens; longer works but drifts (and costs S²)
+LONG_PROMPT = 512  # T5 was pretrained on 512-token inputs (flan-T5 fine-tuned on up to 2,048); longer costs S² and may drift
 
 
 class DecodeState:
