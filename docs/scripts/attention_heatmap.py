@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_model_arguments, load, need_matplotlib  # noqa: E402
+from common import ROOT, add_model_arguments, load, need_matplotlib, save_figure  # noqa: E402
 
 from minit5.explore import cross_attention  # noqa: E402  (the numbers the explore page shows)
 
@@ -65,9 +65,7 @@ def main():
     answer_text = tokenizer.decode(answer[0])
     fig.suptitle(f"cross-attention (mean over heads) of {description}\nprompt {args.prompt!r} → answer "
                  f"{answer_text!r}", fontsize=9)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110, bbox_inches="tight")
-    print(f"answer {answer_text!r}; wrote {args.out}")
+    save_figure(fig, args.out, f"answer {answer_text!r}", trim=True)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,12 @@ def need_matplotlib():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def save_figure(fig, out, note: str = "", trim: bool = False) -> None:
+    """Write a docs figure at the docs' resolution (110 dpi), its folder made if needed, and say where:
+    "{note}; wrote OUT" (or "wrote OUT"). trim=True cuts the margins to the drawing (bbox_inches="tight")."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, **({"bbox_inches": "tight"} if trim else {}))
+    print(f"{note}; wrote {out}" if note else f"wrote {out}")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_model_arguments, load, need_matplotlib, token_text  # noqa: E402
+from common import ROOT, add_model_arguments, load, need_matplotlib, save_figure, token_text  # noqa: E402
 
 from minit5.generate import DecodeState, _beam_search  # noqa: E402
 
@@ -132,9 +132,7 @@ def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, pr
                  "blue: running beams with their score (sum of log-probabilities); red: finished hypotheses, "
                  "score ÷ length (length_penalty 1)", fontsize=9)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"answer {answer!r}; {shown} finished hypotheses drawn; wrote {out}")
+    save_figure(fig, out, f"answer {answer!r}; {shown} finished hypotheses drawn")
 
 
 def main():

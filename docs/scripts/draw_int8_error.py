@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, load, need_matplotlib  # noqa: E402
+from common import DEFAULT_MODEL, ROOT, load, need_matplotlib, save_figure  # noqa: E402
 
 from minit5.quant import KEEP_FP32, Int8Linear  # noqa: E402
 
@@ -66,9 +66,8 @@ def main():
     right.legend()
     fig.suptitle(f"int8 weights of {description} (docs/scripts/draw_int8_error.py)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(f"{description}: {len(steps):,} weights; median row error per channel {per_channel.median():.2%}, "
-          f"one scale per matrix {per_tensor.median():.2%}; wrote {args.out}")
+    save_figure(fig, args.out, f"{description}: {len(steps):,} weights; median row error per channel "
+                               f"{per_channel.median():.2%}, one scale per matrix {per_tensor.median():.2%}")
 
 
 if __name__ == "__main__":

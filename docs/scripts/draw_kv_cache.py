@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_model_arguments, load, need_matplotlib, token_text  # noqa: E402
+from common import ROOT, add_model_arguments, load, need_matplotlib, save_figure, token_text  # noqa: E402
 
 from minit5.generate import DecodeState  # noqa: E402
 
@@ -84,9 +84,7 @@ def draw(steps, prompt_tokens, max_len, shape, description, prompt, answer, out:
     fig.suptitle(f"KV cache of decoder block 0, {description}: {prompt!r} → {answer!r}\n"
                  f"buffer shape (B, H, max_len, Dh) = {tuple(shape)}", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    print(f"wrote {out}")
+    save_figure(fig, out, trim=True)
 
 
 def main():

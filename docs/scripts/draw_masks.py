@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, load, need_matplotlib  # noqa: E402
+from common import DEFAULT_MODEL, ROOT, load, need_matplotlib, save_figure  # noqa: E402
 
 from minit5.model import causal_mask, padding_mask  # noqa: E402
 
@@ -68,9 +68,7 @@ def draw(model, description: str, out: Path):
     fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02,
                  label="added to the attention score (grey: blocked, finfo.min → probability 0)")
     fig.suptitle(f"decoder self-attention, block 0, of {description}: {LENGTH} positions", fontsize=10)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    print(f"wrote {out}")
+    save_figure(fig, out, trim=True)
 
 
 def main():

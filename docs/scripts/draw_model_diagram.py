@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, need_matplotlib  # noqa: E402
+from common import ROOT, need_matplotlib, save_figure  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from minit5 import T5, T5Config  # noqa: E402
@@ -117,9 +117,7 @@ def draw(out: Path):
     fig.suptitle(f"T5 / flan-T5-small as built by minit5/model.py (d_model {D}, {config.num_layers} + "
                  f"{config.num_decoder_layers} blocks); pre-norm: only the sublayer input is normalised", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    save_figure(fig, out)
 
 
 def main():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, need_matplotlib  # noqa: E402
+from common import ROOT, need_matplotlib, save_figure  # noqa: E402
 from span_corruption_example import SENTENCE, WordTokenizer  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -84,9 +84,7 @@ def draw(out: Path, seed: int):
     fig.suptitle(f"T5 span corruption by minit5/data.py: {int(mask.sum())} of {len(tokens)} tokens masked "
                  f"(noise density 0.15, mean span 3), seed {seed}", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    save_figure(fig, out)
 
 
 def main():

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from common import need_matplotlib  # noqa: E402
+from common import need_matplotlib, save_figure  # noqa: E402
 
 
 def trainable_counts(ranks, targets, size="small"):
@@ -97,9 +97,7 @@ def main():
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=9, loc="lower right")
     fig.tight_layout()
-    out = ROOT / "docs" / "img" / "lora.png"
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    save_figure(fig, ROOT / "docs" / "img" / "lora.png")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, need_matplotlib  # noqa: E402
+from common import ROOT, need_matplotlib, save_figure  # noqa: E402
 
 from minit5.model import relative_position_bucket  # noqa: E402
 
@@ -142,9 +142,7 @@ def plot(out: Path, horizon: int = 160):
     fig.suptitle(f"T5 relative position buckets ({NUM_BUCKETS} buckets, max_distance {MAX_DISTANCE}; "
                  "grey band: one bucket per distance; dotted: ±max_distance)", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    save_figure(fig, out)
 
 
 def main():
