@@ -31,6 +31,9 @@ def parse_args(argv=None):
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
     p.add_argument("--quantize", choices=["int8"], help="int8 weights for faster CPU decoding (minit5/quant.py)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the decoder step with torch.compile (minit5/compiled.py): tens of seconds once per "
+                        "shape, then faster per token; pays off for many or long answers")
     return p.parse_args(argv)
 
 
@@ -97,6 +100,8 @@ def load(args):
     from minit5.checkpoint import CheckpointError
     from minit5.tokenizer import Tokenizer, TokenizerError
 
+    if getattr(args, "quantize", None) and getattr(args, "compile", False):  # before loading
+        raise SystemExit(f"error: --compile does not support --quantize {args.quantize}; choose one of the two")
     if getattr(args, "quantize", None) and (args.device != "cpu" or args.dtype != "float32"):  # before loading
         offending = [f"--{k} {v}" for k, v in (("device", args.device), ("dtype", args.dtype))
                      if v not in ("cpu", "float32")]
@@ -133,7 +138,7 @@ def main(argv=None):
                    num_beams=args.num_beams, do_sample=sampling,
                    temperature=1.0 if args.temperature is None else args.temperature,
                    top_k=args.top_k or 0,
-                   top_p=args.top_p if args.top_p is not None else 1.0)
+                   top_p=args.top_p if args.top_p is not None else 1.0, compile=args.compile)
     prompts = read_prompts(args)
     model, tokenizer = load(args)
 

@@ -134,15 +134,22 @@ class Bench:
         return ids.to(self.device), mask.to(self.device)
 
     # ---------------------------------------------------------------------------------- decoding
-    def generate_pair(self, name, dtype, batch, prompt_len, new_tokens, num_beams, mixed=False, reps=3):
+    def generate_pair(self, name, dtype, batch, prompt_len, new_tokens, num_beams, mixed=False, reps=3,
+                      compile=False):
+        """compile=True: minit5 runs its compiled step (minit5/compiled.py); the first, compiling call is the
+        warm-up, its time goes to self.compile_s."""
         hf, ours = self.models(dtype)
         ids, mask = self.prompts(batch, prompt_len, mixed=mixed)
         # EOS is blocked (min_new_tokens = max_new_tokens) so both produce exactly new_tokens per row
         kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=num_beams)
         with torch.no_grad():
+            if compile:
+                start = time.perf_counter()
+                ours.generate(ids, mask, compile=True, **kw)
+                self.compile_s = time.perf_counter() - start
             t_hf, t_ours = paired_median_times(
                 lambda: hf.generate(input_ids=ids, attention_mask=mask, do_sample=False, **kw),
-                lambda: ours.generate(ids, mask, **kw), reps, sync=self.sync)
+                lambda: ours.generate(ids, mask, compile=compile, **kw), reps, sync=self.sync)
         steps = new_tokens * (batch if num_beams == 1 else 1)
         unit = "tokens/s" if num_beams == 1 else "steps/s"
         return hf, ours, steps / t_hf, steps / t_ours, unit
@@ -161,11 +168,15 @@ class Bench:
 
     def decode(self):
         for dtype in self.dtypes:
-            name = f"greedy batch 1, 64 new tokens, {str(dtype)[6:]}"
-            hf, ours, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 64, 1)
-            bound = self.bound(ours)
-            self.add(name, unit, r_hf, r_ours, extra={"bound_steps_s": round(bound, 1),
-                                                      "of_bound": round(r_ours / bound, 3)})
+            for compile in (False, True):
+                name = f"greedy batch 1, 64 new tokens, {str(dtype)[6:]}" + (", minit5 compiled" if compile else "")
+                hf, ours, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 64, 1, reps=5 if compile else 3,
+                                                                  compile=compile)
+                bound = self.bound(ours)
+                extra = {"bound_steps_s": round(bound, 1), "of_bound": round(r_ours / bound, 3)}
+                if compile:
+                    extra["compile_s"] = round(self.compile_s, 1)
+                self.add(name, unit, r_hf, r_ours, extra=extra)
 
     def batch(self):
         for dtype in self.dtypes:

@@ -107,13 +107,15 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, nu
              do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              length_penalty: float = 1.0, early_stopping: bool = False, min_new_tokens: int = 0,
              generator: torch.Generator | None = None, on_step: Callable | None = None, fast: bool = True,
-             watch: Callable | None = None):
+             watch: Callable | None = None, compile: bool = False):
     """Generate up to max_new_tokens tokens after the decoder start token. Returns (B, 1 + steps) token ids.
 
     on_step(tokens) is called with each step's new tokens (B,) as they are chosen (greedy and sampling only).
     watch(numbers) is called after every step with a dict of that step's tensors, to look inside the loop
     (minit5/explore.py draws them): see _greedy_or_sample and _beam_search for the keys.
-    fast=True runs the decoder step of minit5/fast.py (same numbers, rearranged weights); False runs model.py's."""
+    fast=True runs the decoder step of minit5/fast.py (same numbers, rearranged weights); False runs model.py's.
+    compile=True runs minit5/compiled.py's step through torch.compile: faster per token, after a first call that
+    compiles for tens of seconds (once per shape; cached on disk)."""
     check_arguments(input_ids, max_new_tokens, num_beams, do_sample, temperature, top_k, top_p, min_new_tokens)
     config = model.config
     input_ids = input_ids.to(model.device)
@@ -128,7 +130,9 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, nu
 
     encoder_output = model.encode(input_ids, attention_mask)  # (B, S, D), computed once
     State = DecodeState
-    if fast:
+    if compile:
+        from .compiled import CompiledDecodeState as State
+    elif fast:
         from .fast import FastDecodeState as State
     if num_beams == 1:
         state = State(model, encoder_output, attention_mask, max_new_tokens)
