@@ -44,7 +44,7 @@ class Spec(NamedTuple):
 
 
 def rms_norm(x, weight, eps: float):
-    """model.RMSNorm written out: the statistic in fp32, then cast, then the weight. x: (B, 1, D)."""
+    """model.RMSNorm written out: the statistic in fp32, then cast, then the weight. x: (B, D)."""
     normed = x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
     return weight * normed.to(weight.dtype)
 
@@ -67,23 +67,25 @@ def decode_step(tokens, position, embed, layers, final_norm, lm_head, keys, valu
     batch = tokens.shape[0]
     heads, d_kv, eps = spec.heads, spec.d_kv, spec.eps
     act = ACTIVATIONS[spec.activation]
-    x = F.embedding(tokens, embed)  # (B, 1, D)
+    # One row per sequence, (B, D), not (B, 1, D): a matrix product reads a (B, D) row block as it is, while a
+    # (B, 1, D) one reaches it with a zero stride and gets copied first.
+    x = F.embedding(tokens.view(batch), embed)  # (B, D)
     for i, w in enumerate(layers):
         if i < len(self_masks):
             self_mask = self_masks[i].index_select(2, position)  # (1, H, 1, T): this position's row
         # self-attention: q, k, v in one product; k and v written into the cache at `position`
-        qkv = F.linear(rms_norm(x, w["self_attn_norm"], eps), w["qkv"])  # (B, 1, 3*H*Dh)
+        qkv = F.linear(rms_norm(x, w["self_attn_norm"], eps), w["qkv"])  # (B, 3*H*Dh)
         q, k, v = qkv.view(batch, 3, heads, 1, d_kv).unbind(1)  # each (B, H, 1, Dh)
         keys[i].index_copy_(2, position, k)
         values[i].index_copy_(2, position, v)
         out = attend(q, keys[i], values[i], self_mask)
-        x = x + F.linear(out.reshape(batch, 1, heads * d_kv), w["o"])
+        x = x + F.linear(out.reshape(batch, heads * d_kv), w["o"])
         # cross-attention over the encoder's keys and values
         q = F.linear(rms_norm(x, w["cross_attn_norm"], eps), w["cross_q"]).view(batch, heads, 1, d_kv)
         out = attend(q, cross[i][0], cross[i][1], cross_mask)
-        x = x + F.linear(out.reshape(batch, 1, heads * d_kv), w["cross_o"])
+        x = x + F.linear(out.reshape(batch, heads * d_kv), w["cross_o"])
         # feed-forward: gate and up in one product
-        h = F.linear(rms_norm(x, w["ffn_norm"], eps), w["gate_up"])  # (B, 1, 2F) or (B, 1, F)
+        h = F.linear(rms_norm(x, w["ffn_norm"], eps), w["gate_up"])  # (B, 2F) or (B, F)
         if spec.gated:
             gate, up = h.chunk(2, dim=-1)
             h = act(gate) * up
@@ -91,7 +93,7 @@ def decode_step(tokens, position, embed, layers, final_norm, lm_head, keys, valu
             h = act(h)
         x = x + F.linear(h.to(w["down"].dtype), w["down"])  # (fp16 checkpoints keep `down` in fp32)
     h = rms_norm(x, final_norm, eps) * spec.scale_outputs
-    return F.linear(h[:, -1], lm_head).float()  # (B, V)
+    return F.linear(h, lm_head).float()  # (B, V)
 
 
 _compiled = None

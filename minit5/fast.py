@@ -5,9 +5,9 @@ Generating one token runs every decoder matrix once on a single row, so a step c
 weights from memory and (b) Python and dispatch overhead for each small operation. This file attacks both:
 
 1. Layout, chosen by how many rows are decoded (measured with bench/layouts.py, see docs/performance.md): for
-   one fp32 row, CPU matrix-vector kernels read an (in, out)-contiguous ("column-major") weight much faster than
-   torch's usual (out, in) rows; for several rows (beams, batches) the usual rows multiplied as W @ xᵀ win; bf16
-   keeps the usual rows, which its kernels prefer.
+   one fp32 row, CPU matrix-vector kernels read an (in, out)-contiguous ("column-major") weight faster than
+   torch's usual (out, in) rows; for several rows (beams, batches) the fastest of three ways differs between CPUs,
+   so it is timed once per process (`strategy_for`); bf16 keeps the usual rows, which its kernels prefer.
 2. Fewer operations: q|k|v and gate|up side by side in one matrix each, one fused kernel for RMS norm and for
    attention, keys/values written into preallocated buffers, the decoder position bias computed once per call
    for every position and sliced per step, and all layers' cross-attention keys/values from one product.
@@ -18,6 +18,8 @@ readable forward, training and saving see the same numbers; only the memory layo
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 import torch.nn.functional as F
@@ -47,18 +49,53 @@ def _fp32_cpu(weight) -> bool:
     return weight.dtype == torch.float32 and weight.device.type == "cpu"
 
 
-def layout_for(rows: int, weight) -> str:
-    """Which layout decodes fastest (measured on CPU, docs/performance.md): fp32 matrix-vector products (one row)
-    read column-major weights fastest; with several rows (beams, batches) torch's usual rows multiplied as
-    W @ xᵀ win, and bf16 kernels prefer rows too."""
-    return "column-major" if _fp32_cpu(weight) and rows == 1 else "rows"
-
-
 def tall_linear(x, weight):
-    """F.linear(x, weight) for a few rows, computed as (W @ xᵀ)ᵀ: on CPU a tall-skinny product runs 1.5-2.5x
-    faster than the short-wide one for 2-16 rows (fp32)."""
+    """F.linear(x, weight) for a few rows, computed as (W @ xᵀ)ᵀ: on some CPUs (the AMD EPYC of
+    docs/performance.md) a tall-skinny product runs 1.5-3x faster than the short-wide one for 2-16 rows (fp32)."""
     flat = x.reshape(-1, x.shape[-1])  # (rows, in)
     return torch.mm(weight, flat.t()).t().reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
+
+
+# How to multiply several fp32 rows: (weight layout, product). Which is fastest depends on the CPU's matrix
+# library: for 4 rows by the output layer, W @ xᵀ on rows took 3.5 ms on an AMD EPYC against 7.6-10.6 ms for the
+# others, while on an Intel Xeon it was the slowest (2.6 ms) and column-major F.linear the fastest (1.9 ms)
+# (bench/layouts.py, docs/performance.md). So it is measured once per process and row count.
+SEVERAL_ROWS = {"tall": ("rows", tall_linear), "rows": ("rows", F.linear), "column-major": ("column-major", F.linear)}
+_measured: dict = {}  # (rows, out, in) -> a key of SEVERAL_ROWS
+
+
+def fastest_for_rows(rows: int, out: int, inp: int) -> str:
+    """The SEVERAL_ROWS entry that multiplies `rows` rows by an (out, in) fp32 matrix fastest here (best of 3)."""
+    key = (rows, out, inp)
+    if key not in _measured:
+        weight = torch.empty(out, inp).fill_(0.01)  # values do not matter for timing
+        column_major = weight.t().contiguous().t()
+        x = torch.full((rows, 1, inp), 0.01)
+        times = {}
+        for name, (layout, product) in SEVERAL_ROWS.items():
+            w = column_major if layout == "column-major" else weight
+            product(x, w)  # warm-up
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                product(x, w)
+                best = min(best, time.perf_counter() - start)
+            times[name] = best
+        _measured[key] = min(times, key=times.get)
+    return _measured[key]
+
+
+def strategy_for(rows: int, model) -> tuple[str, object]:
+    """(weight layout, product function) for decoding this many rows at a time. One fp32 row on CPU: column-major
+    weights, which matrix-vector kernels read fastest (measured on both CPUs of docs/performance.md); several
+    fp32 rows: measured, above, on a matrix shaped like the output layer, the largest one a step reads; bf16 and
+    fp16 kernels, and GPUs, prefer torch's usual rows."""
+    weight = _float_weight(model)
+    if not _fp32_cpu(weight):
+        return "rows", F.linear
+    if rows == 1:
+        return "column-major", F.linear
+    return SEVERAL_ROWS[fastest_for_rows(rows, model.config.vocab_size, model.config.d_model)]
 
 
 def _is_view_of(linears, fused) -> bool:
@@ -121,9 +158,9 @@ def _float_weight(model):
 
 
 def prepare(model, rows: int = 1) -> FastWeights:
-    """Arrange the decoder weights for decoding this many rows at a time, in the layout layout_for picks (again
+    """Arrange the decoder weights for decoding this many rows at a time, in the layout strategy_for picks (again
     only if that layout changes or the parameters were replaced)."""
-    layout = layout_for(rows, _float_weight(model))
+    layout, _ = strategy_for(rows, model)
     weights = getattr(model, "_fast_weights", None)
     # With a LoRA adapter attached the fused weights are merged copies, stale as soon as the adapter trains:
     # rebuilt every call (merge_lora first to decode at full speed).
@@ -156,9 +193,7 @@ class FastDecodeState:
         c = self.config
         batch, src_len, _ = encoder_output.shape
         self.weights = prepare(model, rows=batch)
-        # several fp32 rows on CPU: the tall product on rows (see layout_for); otherwise F.linear
-        self.linear = tall_linear if batch > 1 and _fp32_cpu(_float_weight(model)) \
-            else F.linear
+        _, self.linear = strategy_for(batch, model)  # F.linear, or W @ xᵀ where this CPU does that faster
         if getattr(model, "quantization", None):  # int8 layers run their own kernel; layers kept in fp32 as above
             self.linear = _int8_or(self.linear)
         self.heads, self.d_kv = c.num_heads, c.d_kv

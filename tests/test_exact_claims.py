@@ -10,7 +10,7 @@ from transformers.models.t5.modeling_t5 import T5Attention
 
 from minit5 import T5
 from minit5.checkpoint import hf_name
-from minit5.fast import FastDecodeState, layout_for
+from minit5.fast import FastDecodeState, strategy_for
 from minit5.generate import DecodeState
 from minit5.model import relative_position_bucket
 
@@ -88,7 +88,7 @@ def step_logits(state_class, model, input_ids, attention_mask, tokens):
 def test_fast_step_at_batch_1_equals_the_readable_step_in_logits(models, variant):
     _, folder = models[variant]
     model = T5.from_pretrained(folder)
-    assert layout_for(1, model.embed.weight) == "column-major"  # batch 1 really takes the other layout
+    assert strategy_for(1, model)[0] == "column-major"  # batch 1 really takes the other layout
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=6, batch=1, src_len=11)
     tokens = torch.randint(3, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
     tokens[:, 0] = 0

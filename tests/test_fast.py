@@ -5,7 +5,8 @@ import torch
 from hf_models import VARIANTS, build_hf_model, padded_batch
 
 from minit5 import T5
-from minit5.fast import FastDecodeState, layout_for, prepare, tall_linear
+import minit5.fast as fast
+from minit5.fast import SEVERAL_ROWS, FastDecodeState, fastest_for_rows, prepare, strategy_for, tall_linear
 from minit5.generate import DecodeState
 
 
@@ -62,20 +63,22 @@ def test_prepare_keeps_values_and_shares_storage(tmp_path):
     assert prepare(model) is not weights
 
 
-def test_layouts_switch_without_changing_values(tmp_path):
+def test_layouts_switch_without_changing_values(tmp_path, monkeypatch):
     _, folder = build_hf_model("flan-t5", tmp_path)
     model = T5.from_pretrained(folder)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    q = model.decoder.blocks[0].self_attn.q.weight
-    assert layout_for(1, q) == "column-major" and layout_for(4, q) == "rows"
-    assert layout_for(1, q.to(torch.bfloat16)) == "rows"
+    assert strategy_for(1, model)[0] == "column-major"
+    several = SEVERAL_ROWS[fastest_for_rows(4, model.config.vocab_size, model.config.d_model)]
+    assert strategy_for(4, model) == several  # measured once, then remembered
     columns = prepare(model, rows=1)
     assert columns.layout == "column-major"
     assert columns.layers[0]["qkv"].stride()[0] == 1  # (outs, in) with outs contiguous
+    monkeypatch.setitem(fast._measured, (4, model.config.vocab_size, model.config.d_model), "rows")
     rows = prepare(model, rows=4)
     assert rows.layout == "rows"
     assert rows is not columns and rows.layers[0]["qkv"].is_contiguous()
-    assert prepare(model, rows=16) is rows
+    monkeypatch.setitem(fast._measured, (16, model.config.vocab_size, model.config.d_model), "tall")
+    assert prepare(model, rows=16) is rows  # the same layout: nothing to redo
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
 
@@ -114,3 +117,24 @@ def test_fast_half_precision_close_to_readable(tmp_path, dtype):
     full = step_logits(DecodeState, T5.from_pretrained(folder), input_ids, attention_mask, tokens)
     # both half-precision paths stay as close to each other as half precision is to fp32
     assert (fast - readable).abs().max().item() <= (readable - full).abs().max().item() + 1e-2
+
+
+@pytest.mark.parametrize("choice", list(SEVERAL_ROWS))
+def test_every_several_rows_strategy_equals_the_readable_step(tmp_path, monkeypatch, choice):
+    """Which strategy runs for beams and batches is measured per CPU, so each one is tested here, forced."""
+    _, folder = build_hf_model("flan-t5", tmp_path)
+    model = T5.from_pretrained(folder)
+    monkeypatch.setitem(fast._measured, (3, model.config.vocab_size, model.config.d_model), choice)
+    assert strategy_for(3, model) == SEVERAL_ROWS[choice]
+    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
+    tokens = torch.randint(3, model.config.vocab_size, (3, 6))
+    readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
+    ours = step_logits(FastDecodeState, model, input_ids, attention_mask, tokens)
+    assert prepare(model, rows=3).layout == SEVERAL_ROWS[choice][0]
+    assert (ours - readable).abs().max().item() <= 1e-5
+
+
+def test_half_precision_keeps_rows_and_f_linear(tmp_path):
+    _, folder = build_hf_model("flan-t5", tmp_path)
+    model = T5.from_pretrained(folder, dtype=torch.bfloat16)
+    assert strategy_for(1, model) == strategy_for(4, model) == ("rows", torch.nn.functional.linear)
