@@ -66,6 +66,42 @@ def need_matplotlib():
     return plt
 
 
+# Chinese variants of the figures: docs/img/zh/NAME.png beside docs/img/NAME.png, shown by docs/zh/ pages.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+
+
+def figure_path(name: str, zh: bool = False) -> Path:
+    """Where a docs figure goes: docs/img/NAME, or docs/img/zh/NAME for its Chinese variant."""
+    return ROOT / "docs" / "img" / ("zh" if zh else "") / name
+
+
+def in_language(zh: bool):
+    """tr(english, chinese) -> the label in the figure's language, so one drawing function makes both figures."""
+    return lambda english, chinese: chinese if zh else english
+
+
+def use_chinese_font(plt) -> None:
+    """Let matplotlib draw Chinese labels: DejaVu Sans (matplotlib's own font) for Latin letters, digits and
+    symbols, as in the English figures, and a CJK font for the Chinese characters (matplotlib falls back glyph by
+    glyph). Without a CJK font the characters would be drawn as empty boxes, so stop with a readable message."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    known = {font.fname for font in manager.ttflist}
+    for path in font_manager.findSystemFonts():  # fonts installed after matplotlib cached its font list
+        if path not in known:
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                pass  # a font file matplotlib cannot read: not one we need
+    installed = {font.name for font in manager.ttflist}
+    cjk = next((name for name in CJK_FONTS if name in installed), None)
+    if cjk is None:
+        sys.exit("the Chinese figures (--zh) need a CJK font, and matplotlib finds none of "
+                 f"{', '.join(CJK_FONTS)}: install one (Debian: apt-get install fonts-noto-cjk or fonts-wqy-microhei)")
+    plt.rcParams["font.family"] = ["DejaVu Sans", cjk]  # named fonts, not "sans-serif": only a list falls back
+
+
 def save_figure(fig, out, note: str = "", trim: bool = False) -> None:
     """Write a docs figure at the docs' resolution (110 dpi), its folder made if needed, and say where:
     "{note}; wrote OUT" (or "wrote OUT"). trim=True cuts the margins to the drawing (bbox_inches="tight")."""
