@@ -168,6 +168,36 @@ def test_generated_blocks_match_their_scripts():
             f"python docs/scripts/update_generated.py")
 
 
+def python_block_with(text: str, marker: str) -> str:
+    """The one ```python block of a page that contains marker."""
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
+    return block
+
+
+def test_the_watch_example_of_generation_md_runs(tmp_path, monkeypatch, capsys):
+    """docs/generation.md shows model.generate(..., watch=...) printing 3 candidates per step: run it on a random
+    tiny model saved where the example loads from (out/demo), and check the Chinese page shows the same code."""
+    english = python_block_with((ROOT / "docs/generation.md").read_text(encoding="utf-8"), "watch=watch")
+    chinese = python_block_with((ZH / "generation.md").read_text(encoding="utf-8"), "watch=watch")
+    strip_comments = lambda code: [line.split("  #")[0].rstrip() for line in code.splitlines()]  # noqa: E731
+    assert strip_comments(chinese) == strip_comments(english)
+    spec = importlib.util.spec_from_file_location("docs_common", ROOT / "docs/scripts/common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    model, tokenizer, _ = common.random_model()
+    model.save_pretrained(tmp_path / "out/demo")
+    tokenizer.save_pretrained(tmp_path / "out/demo")
+    monkeypatch.chdir(tmp_path)
+    names = {}
+    exec(compile(english, "docs/generation.md", "exec"), names)
+    printed = capsys.readouterr().out[:-1].split("\n")  # a line per step, then the answer (may hold newlines)
+    steps = len(names["out"][0]) - 1  # generated tokens, the decoder start token not counted
+    assert 1 <= steps <= 8  # max_new_tokens=8
+    candidates = [re.findall(r"(?:'[^']*'|\"[^\"]*\") \d\.\d{3}", line) for line in printed[:steps]]
+    assert all(len(found) == 3 for found in candidates), printed
+    assert "\n".join(printed[steps:]) == tokenizer.decode(names["out"][0])
+
+
 # ---------------------------------------------------------------- the checks can fail
 BROKEN = """
 See `minit5/model.py` `RMSNorm` `NoSuchThing` and `minit5/model.py:T5.nope`, and `minit5/nowhere.py`.
