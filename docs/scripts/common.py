@@ -5,6 +5,7 @@ Run the scripts from the repository root, e.g. `python docs/scripts/trace_genera
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def use_chinese_font(plt) -> None:
         sys.exit("the Chinese figures (--zh) need a CJK font, and matplotlib finds none of "
                  f"{', '.join(CJK_FONTS)}: install one (Debian: apt-get install fonts-noto-cjk or fonts-wqy-microhei)")
     plt.rcParams["font.family"] = ["DejaVu Sans", cjk]  # named fonts, not "sans-serif": only a list falls back
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # bold text: "no bold CJK font" is noise
 
 
 def save_figure(fig, out, note: str = "", trim: bool = False) -> None:
