@@ -50,6 +50,11 @@ def load(model: str, use_random: bool, seed: int = 0):
     return T5.from_pretrained(model), Tokenizer.from_pretrained(model), f"the model in {model}"
 
 
+def description_zh(model: str, use_random: bool) -> str:
+    """load()'s description in Chinese, for the titles of the Chinese figures."""
+    return "一个随机初始化的小模型" if use_random else f"{model} 中的模型"
+
+
 def token_text(tokenizer, token_id: int) -> str:
     """A readable form of one token: its text, or #N (the id) when it has none on its own (e.g. one byte of a
     multi-byte UTF-8 character)."""
