@@ -73,7 +73,11 @@ def need_matplotlib():
 
 
 # Chinese variants of the figures: docs/img/zh/NAME.png beside docs/img/NAME.png, shown by docs/zh/ pages.
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+# The pictures in docs/img/zh/ were drawn with WenQuanYi Micro Hei (Debian's fonts-wqy-microhei). matplotlib lists
+# only the first face of a .ttc collection, which in a Noto CJK collection may be the Japanese one (it has the
+# Chinese characters too, with Japanese shapes for a few): hence "JP", last.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Noto Sans CJK JP")
 
 
 def figure_path(name: str, zh: bool = False) -> Path:
