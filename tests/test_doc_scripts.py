@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from minit5.model import relative_position_bucket
@@ -67,3 +68,18 @@ def test_kv_cache_steps_grow_by_one_position_and_cross_attention_is_made_once():
     assert [cross for _, _, cross in steps] == [False] + [True] * (len(steps) - 1)
     assert len(prompt_tokens) == len(tokenizer.encode("Io?")) and max_len == 5
     assert tuple(shape) == (1, model.config.num_heads, 5, model.config.d_kv)
+
+
+def test_chinese_figures_without_a_cjk_font_stop_with_a_sentence(monkeypatch):
+    """--zh draws Chinese labels; without a CJK font matplotlib would draw empty boxes, so the scripts stop and say
+    which font to install (docs/scripts/common.py use_chinese_font)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    common = script("common")
+    monkeypatch.setattr(common, "CJK_FONTS", ("No Such Font SC",))
+    with pytest.raises(SystemExit) as stop:
+        common.use_chinese_font(plt)
+    assert "need a CJK font" in str(stop.value) and "fonts-noto-cjk" in str(stop.value)
+    assert plt.rcParams["font.family"] != ["DejaVu Sans", "No Such Font SC"]  # nothing changed

@@ -18,8 +18,9 @@
 5. Chinese pages. Every page docs/X.md has its translation docs/zh/X.md (docs/zh/ may hold extra pages, such as
    the glossary, listed in ZH_ONLY), and the two agree on what a translation must not change: the same sections
    (heading levels and section numbers), the same generated blocks in the same order (a Chinese page uses a script's `--zh` variant wherever one is registered), the same
-   measured blocks with every number of the English block present in the Chinese one, the same images, and
-   every number that the English page gives with a unit (5 min, 99.6%, 1.79x, 294 MiB, ...) also written in
+   measured blocks with every number of the English block present in the Chinese one, the same images (where a
+   figure has a Chinese variant, docs/img/zh/NAME.png, the Chinese page shows it instead of docs/img/NAME.png),
+   and every number that the English page gives with a unit (5 min, 99.6%, 1.79x, 294 MiB, ...) also written in
    the Chinese page.
 6. Units. Binary sizes are written in GiB / MiB, never GB / MB.
 """
@@ -167,6 +168,36 @@ def test_generated_blocks_match_their_scripts():
             f"python docs/scripts/update_generated.py")
 
 
+def python_block_with(text: str, marker: str) -> str:
+    """The one ```python block of a page that contains marker."""
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
+    return block
+
+
+def test_the_watch_example_of_generation_md_runs(tmp_path, monkeypatch, capsys):
+    """docs/generation.md shows model.generate(..., watch=...) printing 3 candidates per step: run it on a random
+    tiny model saved where the example loads from (out/demo), and check the Chinese page shows the same code."""
+    english = python_block_with((ROOT / "docs/generation.md").read_text(encoding="utf-8"), "watch=watch")
+    chinese = python_block_with((ZH / "generation.md").read_text(encoding="utf-8"), "watch=watch")
+    strip_comments = lambda code: [line.split("  #")[0].rstrip() for line in code.splitlines()]  # noqa: E731
+    assert strip_comments(chinese) == strip_comments(english)
+    spec = importlib.util.spec_from_file_location("docs_common", ROOT / "docs/scripts/common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    model, tokenizer, _ = common.random_model()
+    model.save_pretrained(tmp_path / "out/demo")
+    tokenizer.save_pretrained(tmp_path / "out/demo")
+    monkeypatch.chdir(tmp_path)
+    names = {}
+    exec(compile(english, "docs/generation.md", "exec"), names)
+    printed = capsys.readouterr().out[:-1].split("\n")  # a line per step, then the answer (may hold newlines)
+    steps = len(names["out"][0]) - 1  # generated tokens, the decoder start token not counted
+    assert 1 <= steps <= 8  # max_new_tokens=8
+    candidates = [re.findall(r"(?:'[^']*'|\"[^\"]*\") \d\.\d{3}", line) for line in printed[:steps]]
+    assert all(len(found) == 3 for found in candidates), printed
+    assert "\n".join(printed[steps:]) == tokenizer.decode(names["out"][0])
+
+
 # ---------------------------------------------------------------- the checks can fail
 BROKEN = """
 See `minit5/model.py` `RMSNorm` `NoSuchThing` and `minit5/model.py:T5.nope`, and `minit5/nowhere.py`.
@@ -235,6 +266,18 @@ def images(text: str, md_file: Path) -> set:
     return {(md_file.parent / target).resolve() for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text)}
 
 
+def chinese_variant(image: Path) -> Path:
+    """img/NAME.png -> img/zh/NAME.png, where a figure's Chinese variant is drawn (docs/scripts/common.py)."""
+    return image.parent / "zh" / image.name
+
+
+def english_original(image: Path) -> Path:
+    """img/zh/NAME.png -> img/NAME.png: the figure a Chinese variant translates (other images unchanged)."""
+    if image.parent.name == "zh" and image.parent.parent.name == "img":
+        return image.parent.parent / image.name
+    return image
+
+
 def headings(text: str) -> list[str]:
     """The outline of a page: each heading's level and its section number if it has one ('##', '## 3.')."""
     outline, fenced = [], False
@@ -271,9 +314,16 @@ def translation_problems(english: Path, chinese: Path) -> list[str]:
             missing = sorted(set(NUMBER.findall(en_block)) - set(NUMBER.findall(zh_block)))
             if missing:
                 problems.append(f"{where}: the measured block of `{command}` lacks the English numbers {missing}")
-    if images(en, english) != images(zh, chinese):
-        problems.append(f"{where}: shows images {sorted(p.name for p in images(zh, chinese))}, the English page "
-                        f"{sorted(p.name for p in images(en, english))}")
+    en_images, zh_images = images(en, english), images(zh, chinese)
+    if en_images != {english_original(image) for image in zh_images}:
+        problems.append(f"{where}: shows images {sorted(p.name for p in zh_images)}, the English page "
+                        f"{sorted(p.name for p in en_images)}")
+    for image in sorted(zh_images & en_images):
+        if chinese_variant(image).exists():
+            problems.append(f"{where}: show the Chinese figure img/zh/{image.name} here, not img/{image.name}")
+    for image in sorted(en_images):
+        if english_original(image) != image:
+            problems.append(f"{english.name}: the English page shows the Chinese figure img/zh/{image.name}")
     missing = sorted({f"{n} {unit}" for n, unit in FIGURE.findall(en) if not re.search(
         r"(?<![A-Za-z0-9_.])" + re.escape(n) + r"\s?(?:" + "|".join(map(re.escape, UNITS[unit])) + ")", zh)})
     if missing:
@@ -360,5 +410,14 @@ def test_the_translation_check_catches_drift(tmp_path):
                        .replace("--table -->", "--table --zh -->").replace("cross_attention", "position_buckets"),
                        encoding="utf-8")
     assert translation_problems(english, chinese) == []
+    (tmp_path / "img" / "zh").mkdir()  # position_buckets.png gets a Chinese variant: the Chinese page must show it
+    (tmp_path / "img" / "zh" / "position_buckets.png").write_bytes(b"")
+    assert translation_problems(english, chinese) == [
+        f"{chinese}: show the Chinese figure img/zh/position_buckets.png here, not img/position_buckets.png"]
+    chinese.write_text(chinese.read_text(encoding="utf-8").replace("../img/", "../img/zh/"), encoding="utf-8")
+    assert translation_problems(english, chinese) == []
+    english.write_text(EN_PAGE.replace("(img/", "(img/zh/"), encoding="utf-8")
+    assert translation_problems(english, chinese)[-1] == \
+        "page.md: the English page shows the Chinese figure img/zh/position_buckets.png"
     assert measured_blocks(EN_PAGE)[0][1].count("|") == 9  # the prose after the table is not in the block
     assert DECIMAL_UNITS.findall("0.31 GB, 294 MiB, 5 MB, `--max-shard-size`") == ["0.31 GB", "5 MB"]

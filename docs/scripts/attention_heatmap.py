@@ -7,8 +7,9 @@
 The answer is generated greedily; then one teacher-forced decoder pass over it records, in every decoder block,
 softmax(q·kᵀ + mask) of the cross-attention (minit5/explore.py cross_attention, the numbers the explore page shows,
 which reads minit5/model.py Attention called with context = encoder output), averaged over heads. The default
-prompt uses the demo's held-out phrasing of the moon task (never seen in training). One panel per decoder block, stacked, on one colour scale. Writes docs/img/cross_attention.png (or
---out). Needs matplotlib.
+prompt uses the demo's held-out phrasing of the moon task (never seen in training). One panel per decoder block,
+stacked, on one colour scale. Writes docs/img/cross_attention.png (or --out; with --zh, Chinese labels:
+docs/img/zh/cross_attention.png). Needs matplotlib.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_model_arguments, load, need_matplotlib, save_figure  # noqa: E402
+from common import (add_model_arguments, description_zh, figure_path, in_language, load,  # noqa: E402
+                    need_matplotlib, save_figure, use_chinese_font)
 
 from minit5.explore import cross_attention  # noqa: E402  (the numbers the explore page shows)
 
@@ -36,10 +38,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p, max_new_tokens=12)
     p.set_defaults(prompt=HELD_OUT_PROMPT)
-    p.add_argument("--out", default=str(ROOT / "docs/img/cross_attention.png"))
+    p.add_argument("--zh", action="store_true", help="Chinese labels, for docs/zh/ (docs/img/zh/cross_attention.png)")
+    p.add_argument("--out", help="where to draw (default: docs/img/cross_attention.png, with --zh docs/img/zh/...)")
     args = p.parse_args()
     plt = need_matplotlib()
+    if args.zh:
+        use_chinese_font(plt)
+    tr = in_language(args.zh)
     model, tokenizer, description = load(args.model, args.random)
+    if args.zh:
+        description = description_zh(args.model, args.random)
 
     input_ids = torch.tensor([tokenizer.encode(args.prompt)])  # (1, S)
     answer = model.generate(input_ids, max_new_tokens=args.max_new_tokens)  # (1, 1 + steps), starts with <pad>
@@ -55,17 +63,18 @@ def main():
                              squeeze=False, sharex=True)
     for layer, ax in enumerate(axes[:, 0]):
         image = ax.imshow(mean[layer].numpy(), cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-        ax.set_title(f"decoder block {layer}", fontsize=10, loc="left")
+        ax.set_title(tr(f"decoder block {layer}", f"解码器第 {layer} 块"), fontsize=10, loc="left")
         ax.set_yticks(range(len(out)), out, fontsize=9)
-        ax.set_ylabel("answer token", fontsize=9)
+        ax.set_ylabel(tr("answer token", "回答的词元"), fontsize=9)
     axes[-1, 0].set_xticks(range(len(src)), src, fontsize=9)
-    axes[-1, 0].set_xlabel("prompt token")
+    axes[-1, 0].set_xlabel(tr("prompt token", "提示的词元"))
     fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.025, pad=0.015,
-                 label="attention weight (mean over heads)")
+                 label=tr("attention weight (mean over heads)", "注意力权重（各头平均）"))
     answer_text = tokenizer.decode(answer[0])
-    fig.suptitle(f"cross-attention (mean over heads) of {description}\nprompt {args.prompt!r} → answer "
-                 f"{answer_text!r}", fontsize=9)
-    save_figure(fig, args.out, f"answer {answer_text!r}", trim=True)
+    fig.suptitle(tr(f"cross-attention (mean over heads) of {description}\nprompt {args.prompt!r} → answer "
+                    f"{answer_text!r}",
+                    f"{description}的交叉注意力（各头平均）\n提示 {args.prompt!r} → 回答 {answer_text!r}"), fontsize=9)
+    save_figure(fig, args.out or figure_path("cross_attention.png", args.zh), f"answer {answer_text!r}", trim=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Run the scripts from the repository root, e.g. `python docs/scripts/trace_genera
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def load(model: str, use_random: bool, seed: int = 0):
     return T5.from_pretrained(model), Tokenizer.from_pretrained(model), f"the model in {model}"
 
 
+def description_zh(model: str, use_random: bool) -> str:
+    """load()'s description in Chinese, for the titles of the Chinese figures."""
+    return "一个随机初始化的小模型" if use_random else f"{model} 中的模型"
+
+
 def token_text(tokenizer, token_id: int) -> str:
     """A readable form of one token: its text, or #N (the id) when it has none on its own (e.g. one byte of a
     multi-byte UTF-8 character)."""
@@ -64,6 +70,47 @@ def need_matplotlib():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+# Chinese variants of the figures: docs/img/zh/NAME.png beside docs/img/NAME.png, shown by docs/zh/ pages.
+# The pictures in docs/img/zh/ were drawn with WenQuanYi Micro Hei (Debian's fonts-wqy-microhei). matplotlib lists
+# only the first face of a .ttc collection, which in a Noto CJK collection may be the Japanese one (it has the
+# Chinese characters too, with Japanese shapes for a few): hence "JP", last.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Noto Sans CJK JP")
+
+
+def figure_path(name: str, zh: bool = False) -> Path:
+    """Where a docs figure goes: docs/img/NAME, or docs/img/zh/NAME for its Chinese variant."""
+    return ROOT / "docs" / "img" / ("zh" if zh else "") / name
+
+
+def in_language(zh: bool):
+    """tr(english, chinese) -> the label in the figure's language, so one drawing function makes both figures."""
+    return lambda english, chinese: chinese if zh else english
+
+
+def use_chinese_font(plt) -> None:
+    """Let matplotlib draw Chinese labels: DejaVu Sans (matplotlib's own font) for Latin letters, digits and
+    symbols, as in the English figures, and a CJK font for the Chinese characters (matplotlib falls back glyph by
+    glyph). Without a CJK font the characters would be drawn as empty boxes, so stop with a readable message."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    known = {font.fname for font in manager.ttflist}
+    for path in font_manager.findSystemFonts():  # fonts installed after matplotlib cached its font list
+        if path not in known:
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                pass  # a font file matplotlib cannot read: not one we need
+    installed = {font.name for font in manager.ttflist}
+    cjk = next((name for name in CJK_FONTS if name in installed), None)
+    if cjk is None:
+        sys.exit("the Chinese figures (--zh) need a CJK font, and matplotlib finds none of "
+                 f"{', '.join(CJK_FONTS)}: install one (Debian: apt-get install fonts-noto-cjk or fonts-wqy-microhei)")
+    plt.rcParams["font.family"] = ["DejaVu Sans", cjk]  # named fonts, not "sans-serif": only a list falls back
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # bold text: "no bold CJK font" is noise
 
 
 def save_figure(fig, out, note: str = "", trim: bool = False) -> None:

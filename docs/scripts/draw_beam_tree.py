@@ -9,7 +9,8 @@ the token each running beam feeds in at each step, the log-probabilities the mod
 parent of every beam after the step (DecodeState.reorder_beams). From these it draws each running beam as a
 path, labelled with its score (the sum of log-probabilities), and marks the finished hypotheses: the candidates
 among the top num_beams of a step that end with </s> (or reach --max-new-tokens). It checks that the best path equals what
-model.generate(num_beams=...) returns. Writes docs/img/beam_tree.png.
+model.generate(num_beams=...) returns. Writes docs/img/beam_tree.png (with --zh, Chinese labels:
+docs/img/zh/beam_tree.png).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_model_arguments, load, need_matplotlib, save_figure, token_text  # noqa: E402
+from common import (add_model_arguments, description_zh, figure_path, in_language, load,  # noqa: E402
+                    need_matplotlib, save_figure, token_text, use_chinese_font)
 
 from minit5.generate import DecodeState, _beam_search  # noqa: E402
 
@@ -93,8 +95,11 @@ def tokens_of(nodes, key) -> list[int]:
     return out[::-1]
 
 
-def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, prompt, out: Path):
+def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, prompt, out: Path, zh: bool = False):
     plt = need_matplotlib()
+    if zh:
+        use_chinese_font(plt)
+    tr = in_language(zh)
     nodes, finished = tree(state, num_beams, eos, max_new_tokens)
     steps = max([t for t, _ in nodes] + [leaf[0] for leaf in finished]) + 1
     fig, ax = plt.subplots(figsize=(11, 1.1 * num_beams + 2.6))
@@ -104,9 +109,10 @@ def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, pr
         t, b = key
         if parent is not None:
             ax.plot([parent[0], t], [y_of[parent], y_of[key]], color="0.6", linewidth=1, zorder=1)
-        text = "start" if token is None else token_text(tokenizer, token).strip("'")
+        text = tr("start", "起点") if token is None else token_text(tokenizer, token).strip("'")
         ax.scatter([t], [y_of[key]], s=260, color="#a9c8f0", edgecolor="0.3", zorder=2)
-        ax.text(t, y_of[key], text, ha="center", va="center", fontsize=8 if len(text) < 3 else 6, zorder=3)
+        width = sum(2 if ord(c) >= 0x2E80 else 1 for c in text)  # a Chinese character is two letters wide
+        ax.text(t, y_of[key], text, ha="center", va="center", fontsize=8 if width < 3 else 6, zorder=3)
         if parent is not None:
             ax.text(t, y_of[key] - 0.33, f"{score:.2f}", ha="center", fontsize=6.5, color="0.25")
     shown = 0
@@ -122,15 +128,18 @@ def draw(state, best, tokenizer, num_beams, eos, max_new_tokens, description, pr
         shown += 1
     ax.set_xlim(-0.5, steps - 0.3)
     ax.set_ylim(-0.8, num_beams - 0.2)
-    ax.set_yticks(range(num_beams), [f"beam {num_beams - 1 - i}" for i in range(num_beams)], fontsize=8)
+    ax.set_yticks(range(num_beams), [tr(f"beam {num_beams - 1 - i}", f"束 {num_beams - 1 - i}") for i in range(num_beams)], fontsize=8)
     ax.set_xticks(range(steps), range(steps))
-    ax.set_xlabel("step (tokens generated so far)")
+    ax.set_xlabel(tr("step (tokens generated so far)", "步数（已生成的词元数）"))
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     answer = tokenizer.decode(best)
-    ax.set_title(f"beam search, {num_beams} beams, {description}: {prompt!r} → {answer!r}\n"
-                 "blue: running beams with their score (sum of log-probabilities); red: finished hypotheses, "
-                 "score ÷ length (length_penalty 1)", fontsize=9)
+    ax.set_title(tr(f"beam search, {num_beams} beams, {description}: {prompt!r} → {answer!r}\n"
+                    "blue: running beams with their score (sum of log-probabilities); red: finished hypotheses, "
+                    "score ÷ length (length_penalty 1)",
+                    f"束搜索，{num_beams} 条束，{description}：{prompt!r} → {answer!r}\n"
+                    "蓝色：运行中的束及其得分（对数概率之和）；红色：完成的假设，得分 ÷ 长度（length_penalty 1）"),
+                 fontsize=9)
     fig.tight_layout()
     save_figure(fig, out, f"answer {answer!r}; {shown} finished hypotheses drawn")
 
@@ -139,12 +148,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p, max_new_tokens=12)
     p.add_argument("--num-beams", type=int, default=4)
-    p.add_argument("--out", default=str(ROOT / "docs/img/beam_tree.png"))
+    p.add_argument("--zh", action="store_true", help="Chinese labels, for docs/zh/ (docs/img/zh/beam_tree.png)")
+    p.add_argument("--out", help="where to draw (default: docs/img/beam_tree.png, with --zh docs/img/zh/...)")
     args = p.parse_args()
     model, tokenizer, description = load(args.model, args.random)
+    if args.zh:
+        description = description_zh(args.model, args.random)
     state, best = run(model.eval(), tokenizer, args.prompt, args.num_beams, args.max_new_tokens)
     draw(state, best, tokenizer, args.num_beams, model.config.eos_token_id, args.max_new_tokens, description,
-         args.prompt, Path(args.out))
+         args.prompt, Path(args.out or figure_path("beam_tree.png", args.zh)), zh=args.zh)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 Left: every quantized weight's error W - Q·scale in units of its row's scale, over all of the model's int8
 layers: it lies in [-0.5, 0.5] (half a step), nearly uniform. Right: each row's relative error
 ||W_row - Q_row·scale|| / ||W_row|| with one scale per output channel (what minit5 does) and with one scale for
-the whole matrix: small rows lose most of their levels to a shared scale. Writes docs/img/int8_error.png.
+the whole matrix: small rows lose most of their levels to a shared scale. Writes docs/img/int8_error.png (with
+--zh, Chinese labels: docs/img/zh/int8_error.png).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, load, need_matplotlib, save_figure  # noqa: E402
+from common import (DEFAULT_MODEL, description_zh, figure_path, in_language, load, need_matplotlib,  # noqa: E402
+                    save_figure, use_chinese_font)
 
 from minit5.quant import KEEP_FP32, Int8Linear  # noqa: E402
 
@@ -46,27 +48,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder (default: {DEFAULT_MODEL})")
     parser.add_argument("--random", action="store_true", help="use a random tiny model instead of --model")
-    parser.add_argument("--out", default=str(ROOT / "docs/img/int8_error.png"))
+    parser.add_argument("--zh", action="store_true", help="Chinese labels, for docs/zh/ (docs/img/zh/int8_error.png)")
+    parser.add_argument("--out", help="where to draw (default: docs/img/int8_error.png, with --zh docs/img/zh/...)")
     args = parser.parse_args()
     plt = need_matplotlib()
+    if args.zh:
+        use_chinese_font(plt)
+    tr = in_language(args.zh)
     model, _, description = load(args.model, args.random)
+    title_model = description_zh(args.model, args.random) if args.zh else description
     steps, per_channel, per_tensor = errors(model)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     left.hist(steps.numpy(), bins=50, color="#4c72b0")
-    left.set_xlabel("W − Q·scale, in steps of the row's scale")
-    left.set_ylabel("weights")
-    left.set_title(f"rounding error of {len(steps):,} int8 weights")
+    left.set_xlabel(tr("W − Q·scale, in steps of the row's scale", "W − Q·scale，以所在行的 scale 为单位"))
+    left.set_ylabel(tr("weights", "权重个数"))
+    left.set_title(tr(f"rounding error of {len(steps):,} int8 weights", f"{len(steps):,} 个 int8 权重的舍入误差"))
     bins = torch.logspace(-3, -1, 60).numpy()
-    right.hist(per_tensor.numpy(), bins=bins, alpha=0.6, color="#dd8452", label="one scale per matrix")
-    right.hist(per_channel.numpy(), bins=bins, alpha=0.6, color="#4c72b0", label="one scale per output channel")
+    right.hist(per_tensor.numpy(), bins=bins, alpha=0.6, color="#dd8452",
+               label=tr("one scale per matrix", "整个矩阵一个 scale"))
+    right.hist(per_channel.numpy(), bins=bins, alpha=0.6, color="#4c72b0",
+               label=tr("one scale per output channel", "每个输出通道一个 scale"))
     right.set_xscale("log")
-    right.set_xlabel("relative error of a row, ||W_row − dequantized|| / ||W_row||")
-    right.set_ylabel("rows")
-    right.set_title("per channel vs one scale per matrix")
+    right.set_xlabel(tr("relative error of a row, ||W_row − dequantized|| / ||W_row||",
+                        "一行的相对误差，||W_row − 反量化结果|| / ||W_row||"))
+    right.set_ylabel(tr("rows", "行数"))
+    right.set_title(tr("per channel vs one scale per matrix", "逐通道缩放与整个矩阵一个缩放的对比"))
     right.legend()
-    fig.suptitle(f"int8 weights of {description} (docs/scripts/draw_int8_error.py)", fontsize=9)
+    fig.suptitle(tr(f"int8 weights of {description} (docs/scripts/draw_int8_error.py)",
+                    f"{title_model}的 int8 权重（docs/scripts/draw_int8_error.py）"), fontsize=9)
     fig.tight_layout()
-    save_figure(fig, args.out, f"{description}: {len(steps):,} weights; median row error per channel "
+    save_figure(fig, args.out or figure_path("int8_error.png", args.zh), f"{description}: {len(steps):,} weights; median row error per channel "
                                f"{per_channel.median():.2%}, one scale per matrix {per_tensor.median():.2%}")
 
 

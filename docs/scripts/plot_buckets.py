@@ -1,6 +1,7 @@
 """Relative-position buckets of T5, computed by minit5 itself (minit5/model.py relative_position_bucket).
 
     python docs/scripts/plot_buckets.py            draws docs/img/position_buckets.png (needs matplotlib)
+    python docs/scripts/plot_buckets.py --zh       its Chinese variant docs/img/zh/position_buckets.png (a CJK font)
     python docs/scripts/plot_buckets.py --table    prints the markdown table used in docs/architecture.md
     python docs/scripts/plot_buckets.py --table --zh    the same in Chinese, for docs/zh/architecture.md
     python docs/scripts/plot_buckets.py --summary [--zh]  where the last bucket starts, and the unused bucket
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, need_matplotlib, save_figure  # noqa: E402
+from common import figure_path, in_language, need_matplotlib, save_figure, use_chinese_font  # noqa: E402
 
 from minit5.model import relative_position_bucket  # noqa: E402
 
@@ -114,23 +115,26 @@ def summary_zh() -> str:
     return summary(zh=True)
 
 
-def plot(out: Path, horizon: int = 160):
+def plot(out: Path, horizon: int = 160, zh: bool = False):
     plt = need_matplotlib()
+    if zh:
+        use_chinese_font(plt)
+    tr = in_language(zh)
     rel = list(range(-horizon, horizon + 1))
     enc = buckets(rel, True)
     dec = buckets(rel, False)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     axes[0].step(rel, enc, where="mid", color="tab:blue")
-    axes[0].set_title("encoder (bidirectional): 16 buckets per direction")
+    axes[0].set_title(tr("encoder (bidirectional): 16 buckets per direction", "编码器（双向）：每个方向 16 个桶"))
     past = [r for r in rel if r <= 0]
     axes[1].step(past, [b for r, b in zip(rel, dec) if r <= 0], where="mid", color="tab:orange",
-                 label="keys at or before the query")
+                 label=tr("keys at or before the query", "查询位置及其之前的键"))
     axes[1].step([r for r in rel if r > 0], [b for r, b in zip(rel, dec) if r > 0], where="mid", color="0.6",
-                 linestyle="--", label="future keys: bucket 0, masked anyway")
-    axes[1].set_title("decoder (causal): 32 buckets, past only")
+                 linestyle="--", label=tr("future keys: bucket 0, masked anyway", "未来的键：桶 0，反正会被掩码遮住"))
+    axes[1].set_title(tr("decoder (causal): 32 buckets, past only", "解码器（因果）：32 个桶全部留给过去"))
     axes[1].legend(loc="upper right", fontsize=9)
     for ax in axes:
-        ax.set_xlabel("relative position = key position − query position")
+        ax.set_xlabel(tr("relative position = key position − query position", "相对位置 = 键的位置 − 查询的位置"))
         ax.grid(alpha=0.3)
         ax.set_xlim(-horizon, horizon)
     axes[0].axvline(-MAX_DISTANCE, color="0.5", linewidth=0.8, linestyle=":")
@@ -138,9 +142,11 @@ def plot(out: Path, horizon: int = 160):
     axes[1].axvline(-MAX_DISTANCE, color="0.5", linewidth=0.8, linestyle=":")
     axes[0].axvspan(-7.5, 7.5, color="0.9", zorder=0)  # distances 0..7: a bucket each
     axes[1].axvspan(-15.5, 0.5, color="0.9", zorder=0)  # distances 0..15: a bucket each
-    axes[0].set_ylabel("bucket id (row of the bias table)")
-    fig.suptitle(f"T5 relative position buckets ({NUM_BUCKETS} buckets, max_distance {MAX_DISTANCE}; "
-                 "grey band: one bucket per distance; dotted: ±max_distance)", fontsize=10)
+    axes[0].set_ylabel(tr("bucket id (row of the bias table)", "桶编号（偏置表的行）"))
+    fig.suptitle(tr(f"T5 relative position buckets ({NUM_BUCKETS} buckets, max_distance {MAX_DISTANCE}; "
+                    "grey band: one bucket per distance; dotted: ±max_distance)",
+                    f"T5 的相对位置分桶（{NUM_BUCKETS} 个桶，max_distance {MAX_DISTANCE}；"
+                    "灰色带：每个距离一个桶；点线：±max_distance）"), fontsize=10)
     fig.tight_layout()
     save_figure(fig, out)
 
@@ -149,15 +155,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", action="store_true", help="print the markdown table instead of drawing")
     p.add_argument("--summary", action="store_true", help="print where the last bucket starts, and the unused one")
-    p.add_argument("--zh", action="store_true", help="with --table or --summary: in Chinese (docs/zh/architecture.md)")
-    p.add_argument("--out", default=str(ROOT / "docs/img/position_buckets.png"))
+    p.add_argument("--zh", action="store_true", help="in Chinese (docs/zh/architecture.md): the table, the summary or "
+                   "the figure (docs/img/zh/position_buckets.png)")
+    p.add_argument("--out", help="where to draw (default: docs/img/position_buckets.png, with --zh docs/img/zh/...)")
     args = p.parse_args()
     if args.table:
         print(markdown_table(zh=args.zh))
     elif args.summary:
         print(summary(zh=args.zh))
     else:
-        plot(Path(args.out))
+        plot(Path(args.out or figure_path("position_buckets.png", args.zh)), zh=args.zh)
 
 
 if __name__ == "__main__":
