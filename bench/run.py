@@ -186,9 +186,10 @@ class Bench:
 
     def beam(self):
         for dtype in self.dtypes:
-            name = f"beam search 4 beams, batch 1, 32 steps, {str(dtype)[6:]}"
-            _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 32, 4)
-            self.add(name, unit, r_hf, r_ours)
+            for compile in (False, True):
+                name = f"beam search 4 beams, batch 1, 32 steps, {str(dtype)[6:]}" + (", minit5 compiled" if compile else "")
+                _, _, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 32, 4, compile=compile)
+                self.add(name, unit, r_hf, r_ours, extra={"compile_s": round(self.compile_s, 1)} if compile else None)
 
     # ---------------------------------------------------------------------------------- int8 vs CTranslate2
     INT8_CASES = (("greedy batch 1, 64 new tokens", 1, 24, 64, 1, False),

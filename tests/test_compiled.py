@@ -58,14 +58,15 @@ def test_generate_gives_the_readable_tokens(model, kwargs, monkeypatch):
     assert torch.equal(runs[0], runs[1])
 
 
-def test_bfloat16_step_is_close_to_readable(tmp_path):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_step_is_close_to_readable(tmp_path, dtype):
     _, folder = build_hf_model("flan-t5", tmp_path)
-    model = T5.from_pretrained(folder, dtype=torch.bfloat16)
+    model = T5.from_pretrained(folder, dtype=dtype)  # float16 keeps `down` in fp32, as the hub's fp16 files
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=6, batch=2, src_len=8)
     tokens = torch.randint(3, model.config.vocab_size, (2, 6))
     readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
     ours = step_logits(uncompiled, model, input_ids, attention_mask, tokens)
-    # bf16 keeps 8 bits of mantissa: the two orders of summation differ by a few bf16 steps of the logits' size
+    # bf16 keeps 8 bits of mantissa: the two orders of summation differ by a few steps of the logits' size
     assert (ours - readable).abs().max().item() <= 0.05 * readable.abs().max().item()
 
 
