@@ -47,9 +47,9 @@ CASES = {
 }
 
 
-# the real command line, once per script (each of these processes pays about a second for importing torch, so the
+# also run as real commands, one case per script (each such process pays about a second for importing torch, so the
 # rest of the table runs in this process below)
-IN_A_PROCESS = ["run-missing-gpu", "layouts-zero-threads", "int8-negative-rows"]
+AS_COMMANDS = ["run-missing-gpu", "layouts-zero-threads", "int8-negative-rows"]
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,9 @@ def command(case, tmp):
 
 @pytest.fixture(scope="module")
 def processes(files):
-    """case -> (returncode, stderr) of the IN_A_PROCESS commands, started all at once to run side by side."""
+    """case -> (returncode, stderr) of the AS_COMMANDS cases, started all at once to run side by side."""
     running = {}
-    for case in IN_A_PROCESS:
+    for case in AS_COMMANDS:
         script, args = command(case, files)
         running[case] = subprocess.Popen([sys.executable, script, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
@@ -95,7 +95,7 @@ def expected_error(case, tmp):
     return f"{script}: error: {expected.format(tmp=tmp)}"
 
 
-@pytest.mark.parametrize("case", IN_A_PROCESS)
+@pytest.mark.parametrize("case", AS_COMMANDS)
 def test_bad_argument_on_the_command_line(processes, files, case):
     returncode, stderr = processes[case]
     assert returncode == 2, stderr
