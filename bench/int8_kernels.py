@@ -12,10 +12,15 @@ what the kernel itself needs). Absolute times vary between machines; the ratios 
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import positive_int  # noqa: E402  (bench/run.py's argument check)
 
 # (out, in) of the decoder step's matrices in flan-T5-small: fused q|k|v, o, gate|up, down, lm_head
 SHAPES = {"qkv": (1152, 512), "o": (512, 384), "gate_up": (2048, 512), "down": (512, 1024), "lm_head": (32128, 512)}
@@ -61,9 +66,9 @@ def candidates(w, x):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 16])
-    p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--rows", type=positive_int, nargs="+", default=[1, 4, 16])
+    p.add_argument("--reps", type=positive_int, default=200)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

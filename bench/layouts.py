@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import median_time  # noqa: E402  (bench/run.py's timer)
+from run import median_time, positive_int  # noqa: E402  (bench/run.py's timer and argument check)
 
 SHAPES = [(512, 1536), (1024, 512), (512, 32128)]
 
@@ -47,7 +47,7 @@ def table(dtype=torch.float32) -> str:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads")

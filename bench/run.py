@@ -17,6 +17,8 @@ The table goes to stdout, everything to bench/results/<size>-<device>.json.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minit5 import T5, T5Config  # noqa: E402
+from minit5.checkpoint import write_json  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
 from minit5.quant import quantize  # noqa: E402
 
@@ -49,6 +52,17 @@ def fast_bf16_cpu() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def release_memory() -> None:
+    """Hand the memory of freed tensors back to the system. glibc keeps freed blocks below its mmap threshold (which
+    rises to 32 MiB after the first large free) in its heap for reuse: after a few training steps of flan-T5-base
+    this process holds gigabytes it no longer uses, enough to get a measuring process beside it killed for memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def median_time(fn, reps: int, warmup: int = 1, sync=lambda: None) -> float:
@@ -340,6 +354,7 @@ class Bench:
     # ---------------------------------------------------------------------------------- memory and loading
     def fresh_process(self, code: str, call: str) -> dict:
         """Run `code` (which defines run) in a fresh Python process and return the JSON of `call`."""
+        release_memory()  # the measuring process and this one share the machine's memory
         script = textwrap.dedent(f"""
             import json, sys, time, torch
             sys.path.insert(0, {str(ROOT)!r})
@@ -418,10 +433,7 @@ class Bench:
     def lora_models(self, lora: bool):
         """transformers (wrapped by peft when lora) and minit5 (minit5/lora.py when lora) on the same weights."""
         import warnings
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError:
-            sys.exit('the lora section compares minit5 with peft: pip install "peft==0.21.*" (or -e ".[test]")')
+        from peft import LoraConfig, get_peft_model  # main() checked that it is installed
 
         from minit5.lora import add_lora
         warnings.filterwarnings("ignore", category=FutureWarning)  # peft 0.21 calls a deprecated transformers name
@@ -436,36 +448,49 @@ class Bench:
     def lora(self):
         """A LoRA step beside a full fine-tuning step (8 x (512 + 114) tokens, fp32, AdamW): trainable parameters,
         the optimizer's state, tokens/s, and peak memory; peft + transformers beside minit5 for each."""
+        label = f"LoRA r={self.LORA['r']} on {','.join(self.LORA['targets'])}"
+        # Peak memory first, each in a fresh process, while this one holds no model: its timed steps of
+        # flan-T5-base full fine-tuning below reach ~18 GiB, too much to have a measuring process beside them.
+        peaks = {lora: {w: self.lora_peak_memory(w, lora) for w in ("hf", "minit5")} for lora in (False, True)}
+        for lora in (False, True):
+            self.lora_speed(label if lora else "full fine-tuning", lora)
+            release_memory()
+        for lora in (False, True):
+            self.add(f"{label if lora else 'full fine-tuning'}: step peak memory above the loaded model", "MiB",
+                     peaks[lora]["hf"], peaks[lora]["minit5"], higher_is_better=False)
+
+    def lora_speed(self, kind: str, lora: bool):
+        """Trainable parameters, AdamW state and tokens/s of one kind of step, both models. In a method of its own
+        so that the models, optimizers and step closures are freed when it returns."""
         batch, src, tgt = 8, 512, 114
         ids, mask = self.prompts(batch, src)
         labels = torch.randint(3, 32000, (batch, tgt), generator=torch.Generator().manual_seed(1)).to(self.device)
-        label = f"LoRA r={self.LORA['r']} on {','.join(self.LORA['targets'])}"
-        for lora in (False, True):
-            kind = label if lora else "full fine-tuning"
-            hf, ours = self.lora_models(lora)
-            steps, optimizers = {}, {}
-            for name, model, call in (
-                    ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
-                    ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
-                trainable = [p for p in model.parameters() if p.requires_grad]
-                optimizers[name] = optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True)
+        hf, ours = self.lora_models(lora)
+        steps, optimizers = {}, {}
+        for name, model, call in (
+                ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
+                ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            optimizers[name] = optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True)
 
-                def step(model=model, call=call, optimizer=optimizer):
-                    call(model).backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                steps[name] = step
-            t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], self.args.reps, sync=self.sync)
-            counts = {n: sum(p.numel() for p in m.parameters() if p.requires_grad) for n, m in (("hf", hf),
-                                                                                                 ("minit5", ours))}
-            state_mib = {n: sum(t.numel() * t.element_size() for st in o.state.values() for t in st.values()
-                               if torch.is_tensor(t)) / 2 ** 20 for n, o in optimizers.items()}
-            self.add(f"{kind}: trainable parameters", "params", counts["hf"], counts["minit5"], higher_is_better=False)
-            self.add(f"{kind}: AdamW state", "MiB", state_mib["hf"], state_mib["minit5"], higher_is_better=False)
-            self.add(f"{kind}: training step 8 x (512 + 114), fp32", "tokens/s", batch * (src + tgt) / t_hf,
-                     batch * (src + tgt) / t_ours)
-            del hf, ours, steps, optimizers
-        # peak memory of two steps above the loaded model, each in a fresh process
+            def step(model=model, call=call, optimizer=optimizer):
+                call(model).backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            steps[name] = step
+        t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], self.args.reps, sync=self.sync)
+        counts = {n: sum(p.numel() for p in m.parameters() if p.requires_grad) for n, m in (("hf", hf),
+                                                                                             ("minit5", ours))}
+        state_mib = {n: sum(t.numel() * t.element_size() for st in o.state.values() for t in st.values()
+                           if torch.is_tensor(t)) / 2 ** 20 for n, o in optimizers.items()}
+        self.add(f"{kind}: trainable parameters", "params", counts["hf"], counts["minit5"], higher_is_better=False)
+        self.add(f"{kind}: AdamW state", "MiB", state_mib["hf"], state_mib["minit5"], higher_is_better=False)
+        self.add(f"{kind}: training step 8 x (512 + 114), fp32", "tokens/s", batch * (src + tgt) / t_hf,
+                 batch * (src + tgt) / t_ours)
+
+    def lora_peak_memory(self, which: str, lora: bool) -> float:
+        """MiB above the loaded model at the peak of two training steps, in a fresh process."""
+        c = self.LORA
         code = f"""
             def run(which, lora):
                 from peft import LoraConfig, get_peft_model
@@ -475,13 +500,13 @@ class Bench:
                 if which == "hf":
                     model = T5ForConditionalGeneration.from_pretrained(folder).train()
                     if lora:
-                        model = get_peft_model(model, LoraConfig(r={self.LORA['r']}, lora_alpha={self.LORA['alpha']},
-                                               target_modules={self.LORA['targets']!r}, task_type="SEQ_2_SEQ_LM"))
+                        model = get_peft_model(model, LoraConfig(r={c['r']}, lora_alpha={c['alpha']},
+                                               target_modules={c['targets']!r}, task_type="SEQ_2_SEQ_LM"))
                     loss = lambda: model(input_ids=ids, labels=labels).loss
                 else:
                     model = T5.from_pretrained(folder).train()
                     if lora:
-                        add_lora(model, r={self.LORA['r']}, alpha={self.LORA['alpha']}, targets={self.LORA['targets']!r})
+                        add_lora(model, r={c['r']}, alpha={c['alpha']}, targets={c['targets']!r})
                     loss = lambda: model(ids, labels=labels)[1]
                 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
                 before = status_mib('VmRSS')
@@ -489,10 +514,7 @@ class Bench:
                     loss().backward(); opt.step(); opt.zero_grad(set_to_none=True)
                 return status_mib('VmHWM') - before
         """
-        for lora in (False, True):
-            results = {w: self.fresh_process(code, f"run({w!r}, {lora})") for w in ("hf", "minit5")}
-            self.add(f"{label if lora else 'full fine-tuning'}: step peak memory above the loaded model", "MiB",
-                     results["hf"], results["minit5"], higher_is_better=False)
+        return self.fresh_process(code, f"run({which!r}, {lora})")
 
     # ----------------------------------------------------------------------------------
     def run(self, sections):
@@ -518,21 +540,102 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (--threads, --reps, ...): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def device_here(text: str) -> str:
+    """argparse type for --device: cpu, or a CUDA GPU that this machine has."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device name (cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but torch {torch.__version__} sees no CUDA GPU "
+                                             "here; leave --device out to measure on the CPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has "
+                                             f"{torch.cuda.device_count()} CUDA GPU(s): cuda:0 ...")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark measures on cpu or cuda only")
+    return text
+
+
+def read_results(parser: argparse.ArgumentParser, path: str) -> dict:
+    """The results file of --markdown, or parser.error naming what is wrong with it."""
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        parser.error(f"argument --markdown: {path} does not exist")
+    except (OSError, UnicodeDecodeError) as e:
+        parser.error(f"argument --markdown: cannot read {path} ({e})")
+    except json.JSONDecodeError as e:
+        parser.error(f"argument --markdown: {path} is not valid JSON ({e})")
+    if not (isinstance(results, dict) and isinstance(results.get("info"), dict)
+            and isinstance(results.get("rows"), list)):
+        parser.error(f"argument --markdown: {path} is not a results file of bench/run.py "
+                     "(a JSON object with 'info' and 'rows')")
+    return results
+
+
+def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Fail now, not after minutes of measuring, when the results file cannot be written."""
+    if out.is_dir():
+        parser.error(f"argument --out: {out} is a folder; give a file name such as {out / 'results.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        blocker = next((f for f in out.parents if f.exists() and not f.is_dir()), None)
+        parser.error(f"argument --out: cannot write {out} "
+                     f"({f'{blocker} is not a folder' if blocker else e.strerror or e})")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--markdown", metavar="JSON", help="print a results file as a Markdown table and stop")
     p.add_argument("--size", default="small", choices=["small", "base", "large", "xl", "xxl"])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--device", type=device_here, default="cpu")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=DEFAULT_SECTIONS)
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions in the lora and decode-int8 sections (default 5)")
+    p.add_argument("--reps", type=positive_int, default=5,
+                   help="timed repetitions in the lora and decode-int8 sections (default 5)")
     p.add_argument("--bf16-train", action="store_true", help="also time bf16 autocast training on CPU")
     p.add_argument("--out", help="JSON output path (default bench/results/<size>-<device>.json)")
     args = p.parse_args()
     if args.markdown:
-        return print(markdown(json.loads(Path(args.markdown).read_text())))
+        results = read_results(p, args.markdown)
+        try:
+            table = markdown(results)
+        except (KeyError, TypeError, ValueError) as e:
+            p.error(f"argument --markdown: {args.markdown} is not a results file of bench/run.py "
+                    f"(a field is missing or malformed: {e})")
+        return print(table)
+    args.only = list(dict.fromkeys(args.only))  # each section once, in the order given
+    # a section run on its own is kept apart from the main table's results file
+    prefix = {("lora",): "lora-", ("decode-int8",): "int8-"}.get(tuple(args.only), "")
+    out = Path(args.out or ROOT / "bench" / "results" / f"{prefix}{args.size}-{args.device}.json")
+    check_out(p, out)
+    try:
+        import transformers
+    except ImportError:
+        p.error('the benchmark compares minit5 with transformers, which is not installed: pip install -e ".[bench]"')
+    if "lora" in args.only:
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            p.error('argument --only: the lora section compares minit5 with peft, which is not installed: '
+                    'pip install "peft==0.21.*" (or -e ".[test]")')
     torch.set_num_threads(args.threads)
-    import transformers
     transformers.logging.set_verbosity_error()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     started = time.time()
@@ -542,13 +645,8 @@ def main():
                 transformers=transformers.__version__, cpu=platform.processor() or platform.machine(),
                 cpu_count=os.cpu_count(), seconds=round(time.time() - started, 1),
                 date=time.strftime("%Y-%m-%d"))
-    # a section run on its own is kept apart from the main table's results file
-    prefix = {("lora",): "lora-", ("decode-int8",): "int8-"}.get(tuple(args.only), "")
-    out = Path(args.out or ROOT / "bench" / "results" / f"{prefix}{args.size}-{args.device}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(info=info, rows=rows), indent=2) + "\n")
+    write_json(out, dict(info=info, rows=rows), sort_keys=False)
     print(f"\n{info['seconds']} s; written to {out}")
-
 
 if __name__ == "__main__":
     main()
