@@ -6,7 +6,8 @@ the same tokens, and that prompts and outputs of lengths rounded to the same mul
 
 import pytest
 import torch
-from hf_models import VARIANTS, build_hf_model, padded_batch
+from hf_models import build_hf_model, padded_batch
+from test_fast import model, step_logits  # noqa: F401 (model: a fixture, every variant)
 
 import minit5.compiled as compiled
 from minit5 import T5
@@ -14,19 +15,6 @@ from minit5.compiled import CompiledDecodeState
 from minit5.fast import FastDecodeState
 from minit5.generate import DecodeState
 from minit5.quant import quantize
-
-
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def model(request, tmp_path_factory):
-    _, folder = build_hf_model(request.param, tmp_path_factory.mktemp(request.param), eos_likely=True)
-    return T5.from_pretrained(folder)
-
-
-def step_logits(make_state, model, input_ids, attention_mask, tokens):
-    with torch.no_grad():
-        encoded = model.encode(input_ids, attention_mask)
-        state = make_state(model, encoded, attention_mask, tokens.shape[1])
-        return torch.stack([state.step(tokens[:, t:t + 1]) for t in range(tokens.shape[1])], dim=1)
 
 
 def uncompiled(model, encoded, attention_mask, max_len):
