@@ -141,6 +141,9 @@ def main(argv=None):
                    top_p=args.top_p if args.top_p is not None else 1.0, compile=args.compile)
     prompts = read_prompts(args)
     model, tokenizer = load(args)
+    if args.compile:  # stderr, so that the answers on stdout stay the same
+        print("compiling the decoder step for the first batch (about 20 s the first time on 2 CPU cores; torch caches "
+              "it on disk for later runs)...", file=sys.stderr, flush=True)
 
     import torch
     generator = torch.Generator(device=args.device).manual_seed(args.seed)

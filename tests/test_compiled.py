@@ -118,5 +118,6 @@ def test_generate_cli_compile(tmp_path):
     plain, fast = run("hello", "2 + 2 ="), run("--compile", "hello", "2 + 2 =")
     assert plain.returncode == 0 and fast.returncode == 0, fast.stderr
     assert fast.stdout == plain.stdout and plain.stdout.strip()
+    assert fast.stderr.startswith("compiling the decoder step") and not plain.stderr
     bad = run("--compile", "--quantize", "int8", "hi")
     assert bad.returncode != 0 and bad.stderr == "error: --compile does not support --quantize int8; choose one of the two\n"
