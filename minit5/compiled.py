@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .fast import prepare
+from .fast import cross_attention_mask, cross_keys_values, prepare
 from .model import ACTIVATIONS
 
 ROUND = 32  # prompt and output lengths are rounded up to a multiple of this (fewer shapes, fewer compiles)
@@ -123,7 +123,7 @@ class CompiledDecodeState:
         c = model.config
         batch, src_len, _ = encoder_output.shape
         dtype, device = encoder_output.dtype, encoder_output.device
-        self.model, self.batch, self.device = model, batch, device
+        self.batch, self.device = batch, device  # what generate reads
         self.length = 0
         max_len, padded_src = _round_up(max_len), _round_up(src_len)
         weights = prepare(model, rows=batch)
@@ -131,24 +131,18 @@ class CompiledDecodeState:
 
         def plain(t):  # the same memory as a parameter, as a plain tensor input of the compiled program
             return t.detach()
-        self.layers = [dict(w, self_attn_norm=plain(b.self_attn_norm.weight), cross_attn_norm=plain(b.cross_attn_norm.weight),
-                            ffn_norm=plain(b.ffn_norm.weight)) for w, b in zip(weights.layers, blocks)]
-        for layer in self.layers:
-            del layer["cross_kv"]  # used once, below
+        # Per block: the fused weights of a step (cross k|v is used once, below) and the norm weights.
+        self.layers = [{**{key: w[key] for key in w if key != "cross_kv"},
+                        "self_attn_norm": plain(b.self_attn_norm.weight),
+                        "cross_attn_norm": plain(b.cross_attn_norm.weight), "ffn_norm": plain(b.ffn_norm.weight)}
+                       for w, b in zip(weights.layers, blocks)]
         self.embed, self.lm_head = plain(model.embed.weight), weights.lm_head
         self.final_norm = plain(model.decoder.final_norm.weight)
 
-        # Encoder keys/values, padded to padded_src positions (the padding is masked out below): (B, H, S', Dh).
+        # Encoder keys/values, padded to padded_src positions and the padding masked: (B, H, S', Dh) each.
         padded = F.pad(encoder_output, (0, 0, 0, padded_src - src_len))  # (B, S', D)
-        self.cross = []
-        for w in weights.layers:
-            kv = F.linear(padded, w["cross_kv"])  # (B, S', 2*H*Dh)
-            k, v = kv.view(batch, padded_src, 2, c.num_heads, c.d_kv).permute(2, 0, 3, 1, 4).unbind(0)
-            self.cross.append((k.contiguous(), v.contiguous()))
-        keep = F.pad(attention_mask, (0, padded_src - src_len)) != 0  # (B, S')
-        min_value = torch.finfo(dtype).min
-        self.cross_mask = torch.zeros(batch, 1, 1, padded_src, dtype=dtype, device=device).masked_fill(
-            ~keep[:, None, None, :], min_value)
+        self.cross = cross_keys_values(weights, padded, c.num_heads, c.d_kv)
+        self.cross_mask = cross_attention_mask(F.pad(attention_mask, (0, padded_src - src_len)), dtype)  # (B, 1, 1, S')
 
         # Self-attention: cache of max_len positions per block, and per position one mask row: bias over the
         # positions so far, hidden beyond.
@@ -157,7 +151,7 @@ class CompiledDecodeState:
         future = torch.ones(max_len, max_len, dtype=torch.bool, device=device).triu(1)  # key after query
         owners = blocks if c.position_bias_in_every_layer else blocks[:1]
         with torch.no_grad():
-            self.self_masks = [b.position_bias(max_len, max_len).to(dtype).masked_fill(future, min_value)
+            self.self_masks = [b.position_bias(max_len, max_len).to(dtype).masked_fill(future, torch.finfo(dtype).min)
                                for b in owners]  # (1, H, T, T) each
         self.positions = torch.arange(max_len, device=device)[:, None].unbind(0)  # (1,) each
         self.spec = Spec(c.num_heads, c.d_kv, float(blocks[0].self_attn_norm.eps), c.dense_act_fn, c.is_gated,

@@ -184,6 +184,26 @@ def _rms_norm(x, norm):
     return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), None, norm.eps).to(norm.weight.dtype)
 
 
+def cross_keys_values(weights, encoder_output, heads: int, d_kv: int):
+    """Every block's cross-attention keys and values over the encoder output (B, S, D), from the fused k|v
+    matrices of `weights` (FastWeights): a list of (keys, values), each (B, H, S, Dh)."""
+    batch, src_len, _ = encoder_output.shape
+    cross = []
+    for w in weights.layers:
+        kv = _int8_or(F.linear)(encoder_output, w["cross_kv"])  # (B, S, 2*H*Dh)
+        k, v = kv.view(batch, src_len, 2, heads, d_kv).permute(2, 0, 3, 1, 4).unbind(0)
+        cross.append((k.contiguous(), v.contiguous()))
+    return cross
+
+
+def cross_attention_mask(attention_mask, dtype):
+    """(B, S) 1/0 mask -> (B, 1, 1, S) added to the scores: 0 where a key is seen, the dtype's most negative
+    number where it is padding."""
+    hidden = (attention_mask == 0)[:, None, None, :]
+    return torch.zeros(hidden.shape, dtype=dtype, device=attention_mask.device).masked_fill(
+        hidden, torch.finfo(dtype).min)
+
+
 # --------------------------------------------------------------------------------------------------
 # The decoding state: same interface as generate.DecodeState
 # --------------------------------------------------------------------------------------------------
@@ -191,7 +211,7 @@ class FastDecodeState:
     def __init__(self, model, encoder_output, attention_mask, max_len: int):
         self.model, self.config = model, model.config
         c = self.config
-        batch, src_len, _ = encoder_output.shape
+        batch = encoder_output.shape[0]
         self.weights = prepare(model, rows=batch)
         _, self.linear = strategy_for(batch, model)  # F.linear, or W @ xᵀ where this CPU does that faster
         if getattr(model, "quantization", None):  # int8 layers run their own kernel; layers kept in fp32 as above
@@ -204,16 +224,9 @@ class FastDecodeState:
         # Self-attention keys/values for every position this call can produce: (layers, B, H, max_len, Dh).
         self.keys = torch.zeros(layers, batch, self.heads, max_len, self.d_kv, dtype=dtype, device=device)
         self.values = torch.zeros_like(self.keys)
-        # Cross-attention keys/values over the encoder output, every layer: (B, H, S, Dh) each.
-        self.cross = []
-        for w in self.weights.layers:
-            kv = _int8_or(F.linear)(encoder_output, w["cross_kv"])  # (B, S, 2*inner)
-            k, v = kv.view(batch, src_len, 2, self.heads, self.d_kv).permute(2, 0, 3, 1, 4).unbind(0)
-            self.cross.append((k.contiguous(), v.contiguous()))
+        self.cross = cross_keys_values(self.weights, encoder_output, self.heads, self.d_kv)
         # Additive masks and the decoder position bias for all max_len positions, sliced row by row later.
-        min_value = torch.finfo(dtype).min
-        self.cross_mask = torch.zeros(batch, 1, 1, src_len, dtype=dtype, device=device).masked_fill(
-            (attention_mask == 0)[:, None, None, :], min_value)
+        self.cross_mask = cross_attention_mask(attention_mask, dtype)
         with torch.no_grad():  # (1, H, T, T) per table: block 0's, or every block's in umT5
             owners = model.decoder.blocks if c.position_bias_in_every_layer else model.decoder.blocks[:1]
             self.biases = [block.position_bias(max_len, max_len).to(dtype) for block in owners]

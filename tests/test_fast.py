@@ -5,7 +5,7 @@ import torch
 from hf_models import VARIANTS, build_hf_model, padded_batch
 
 from minit5 import T5
-import minit5.fast as fast
+import minit5.fast as fast_module
 from minit5.fast import SEVERAL_ROWS, FastDecodeState, fastest_for_rows, prepare, strategy_for, tall_linear
 from minit5.generate import DecodeState
 
@@ -73,11 +73,11 @@ def test_layouts_switch_without_changing_values(tmp_path, monkeypatch):
     columns = prepare(model, rows=1)
     assert columns.layout == "column-major"
     assert columns.layers[0]["qkv"].stride()[0] == 1  # (outs, in) with outs contiguous
-    monkeypatch.setitem(fast._measured, (4, model.config.vocab_size, model.config.d_model), "rows")
+    monkeypatch.setitem(fast_module._measured, (4, model.config.vocab_size, model.config.d_model), "rows")
     rows = prepare(model, rows=4)
     assert rows.layout == "rows"
     assert rows is not columns and rows.layers[0]["qkv"].is_contiguous()
-    monkeypatch.setitem(fast._measured, (16, model.config.vocab_size, model.config.d_model), "tall")
+    monkeypatch.setitem(fast_module._measured, (16, model.config.vocab_size, model.config.d_model), "tall")
     assert prepare(model, rows=16) is rows  # the same layout: nothing to redo
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
@@ -124,7 +124,7 @@ def test_every_several_rows_strategy_equals_the_readable_step(tmp_path, monkeypa
     """Which strategy runs for beams and batches is measured per CPU, so each one is tested here, forced."""
     _, folder = build_hf_model("flan-t5", tmp_path)
     model = T5.from_pretrained(folder)
-    monkeypatch.setitem(fast._measured, (3, model.config.vocab_size, model.config.d_model), choice)
+    monkeypatch.setitem(fast_module._measured, (3, model.config.vocab_size, model.config.d_model), choice)
     assert strategy_for(3, model) == SEVERAL_ROWS[choice]
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
     tokens = torch.randint(3, model.config.vocab_size, (3, 6))
