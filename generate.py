@@ -138,7 +138,7 @@ def main(argv=None):
                    num_beams=args.num_beams, do_sample=sampling,
                    temperature=1.0 if args.temperature is None else args.temperature,
                    top_k=args.top_k or 0,
-                   top_p=args.top_p if args.top_p is not None else 1.0, compile=args.compile)
+                   top_p=args.top_p if args.top_p is not None else 1.0, step="compiled" if args.compile else "fast")
     prompts = read_prompts(args)
     model, tokenizer = load(args)
     if args.compile:  # stderr, so that the answers on stdout stay the same

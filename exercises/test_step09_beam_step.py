@@ -62,7 +62,7 @@ def test_beam_search_matches_minit5(impl):
     input_ids, attention_mask = prompts(config, batch=3)
     for num_beams, max_new_tokens in [(2, 6), (3, 7)]:
         expected = reference_generate(ref, input_ids, attention_mask, max_new_tokens=max_new_tokens,
-                                      num_beams=num_beams, fast=False)
+                                      num_beams=num_beams, step="readable")
         got = impl.beam_search(yours, input_ids, attention_mask, num_beams=num_beams, max_new_tokens=max_new_tokens)
         assert isinstance(got, torch.Tensor) and torch.equal(got, expected), (
             f"beam_search(num_beams={num_beams}) gave\n{got.tolist() if isinstance(got, torch.Tensor) else got}\n"

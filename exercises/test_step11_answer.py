@@ -20,7 +20,7 @@ def test_answer_matches_minit5_on_a_tiny_model(impl, tmp_path):
     save_byte_tokenizer(tmp_path)
     tok = Tokenizer.from_pretrained(tmp_path)
     question = "Where is Ganymede?"
-    out = ref.generate(torch.tensor([tok.encode(question)]), max_new_tokens=12, fast=False)
+    out = ref.generate(torch.tensor([tok.encode(question)]), max_new_tokens=12, step="readable")
     expected = tok.decode(out[0].tolist())
     got = impl.answer(tmp_path, question, max_new_tokens=12)
     assert isinstance(got, str), f"answer() should return the decoded text, got {type(got).__name__}"

@@ -1,4 +1,4 @@
-"""The decoder step compiled into one program:  model.generate(..., compile=True)
+"""The decoder step compiled into one program:  model.generate(..., step="compiled")
 
 fast.py makes each decoder step do fewer, larger operations, but each of its ~300 operations per token still
 goes through Python and PyTorch's dispatcher, one at a time. For a small model that is a large share of a step
@@ -118,8 +118,8 @@ class CompiledDecodeState:
 
     def __init__(self, model, encoder_output, attention_mask, max_len: int, compile: bool = True):
         if getattr(model, "quantization", None):
-            raise ValueError("compile=True does not support int8-quantized models (minit5/quant.py); "
-                             "use compile=False")
+            raise ValueError("step=\"compiled\" does not support int8-quantized models (minit5/quant.py); "
+                             "use step=\"fast\"")
         c = model.config
         batch, src_len, _ = encoder_output.shape
         dtype, device = encoder_output.dtype, encoder_output.device

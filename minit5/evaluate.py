@@ -79,7 +79,7 @@ def scores(predictions, references) -> dict[str, float]:
 
 @torch.no_grad()
 def predict(model, tokenizer, inputs, batch_size: int = 16, max_new_tokens: int = 64, num_beams: int = 1,
-            max_input_length: int | None = None, fast: bool = True, progress: bool = False) -> list[str]:
+            max_input_length: int | None = None, step: str = "fast", progress: bool = False) -> list[str]:
     """The model's greedy (or beam) answer to each input text, in order."""
     from tqdm import tqdm
     was_training = model.training
@@ -92,7 +92,7 @@ def predict(model, tokenizer, inputs, batch_size: int = 16, max_new_tokens: int 
         rows = order[start:start + batch_size]
         input_ids, attention_mask = tokenizer.encode_batch([inputs[i] for i in rows], max_length=max_input_length)
         out = model.generate(input_ids.to(model.device), attention_mask.to(model.device),
-                             max_new_tokens=max_new_tokens, num_beams=num_beams, fast=fast)
+                             max_new_tokens=max_new_tokens, num_beams=num_beams, step=step)
         for i, row in zip(rows, out):
             by_index[i] = tokenizer.decode(row[1:].tolist())  # row[0] is the decoder's start token
     answers = [by_index[i] for i in range(len(inputs))]

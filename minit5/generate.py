@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+STEPS = ("readable", "fast", "compiled")  # generate(step=...): model.py's step, fast.py's, compiled.py's
 LONG_PROMPT = 512  # T5 was pretrained on 512-token inputs (flan-T5 fine-tuned on up to 2,048); longer costs S² and may drift
 
 
@@ -106,17 +107,21 @@ def check_arguments(input_ids, max_new_tokens, num_beams, do_sample, temperature
 def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, num_beams: int = 1,
              do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              length_penalty: float = 1.0, early_stopping: bool = False, min_new_tokens: int = 0,
-             generator: torch.Generator | None = None, on_step: Callable | None = None, fast: bool = True,
-             watch: Callable | None = None, compile: bool = False):
+             generator: torch.Generator | None = None, on_step: Callable | None = None,
+             watch: Callable | None = None, step: str = "fast"):
     """Generate up to max_new_tokens tokens after the decoder start token. Returns (B, 1 + steps) token ids.
 
     on_step(tokens) is called with each step's new tokens (B,) as they are chosen (greedy and sampling only).
     watch(numbers) is called after every step with a dict of that step's tensors, to look inside the loop
     (minit5/explore.py draws them): see _greedy_or_sample and _beam_search for the keys.
-    fast=True runs the decoder step of minit5/fast.py (same numbers, rearranged weights); False runs model.py's.
-    compile=True runs minit5/compiled.py's step through torch.compile: faster per token, after a first call that
-    compiles for tens of seconds (once per shape; cached on disk)."""
+    step picks who computes a decoder step (the same numbers each way; tests/test_fast.py, test_compiled.py):
+      "readable"  model.py's decode with its LayerCache: the reference, slowest;
+      "fast"      minit5/fast.py: fused weights, fewer and larger operations (the default);
+      "compiled"  minit5/compiled.py's step through torch.compile: faster per token, after a first call that
+                  compiles for tens of seconds (once per shape; cached on disk)."""
     check_arguments(input_ids, max_new_tokens, num_beams, do_sample, temperature, top_k, top_p, min_new_tokens)
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(map(repr, STEPS))}, got {step!r}")
     config = model.config
     input_ids = input_ids.to(model.device)
     if attention_mask is None:  # as transformers does: padding is wherever the pad id appears
@@ -130,9 +135,9 @@ def generate(model, input_ids, attention_mask=None, max_new_tokens: int = 32, nu
 
     encoder_output = model.encode(input_ids, attention_mask)  # (B, S, D), computed once
     State = DecodeState
-    if compile:
+    if step == "compiled":
         from .compiled import CompiledDecodeState as State
-    elif fast:
+    elif step == "fast":
         from .fast import FastDecodeState as State
     if num_beams == 1:
         state = State(model, encoder_output, attention_mask, max_new_tokens)

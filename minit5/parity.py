@@ -181,7 +181,7 @@ class Side:
                                           use_cache=False)
             else:  # the readable decoder step: it leaves the weights as loaded (tests hold the fast step equal)
                 out = self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens,
-                                          num_beams=num_beams, fast=False)
+                                          num_beams=num_beams, step="readable")
         return out
 
 

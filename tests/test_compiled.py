@@ -35,11 +35,11 @@ def test_step_equals_readable_and_fast_step(model):
 @pytest.mark.parametrize("kwargs", [dict(num_beams=1), dict(num_beams=4), dict(num_beams=3, length_penalty=0.5),
                                     dict(do_sample=True, top_p=0.9)])
 def test_generate_gives_the_readable_tokens(model, kwargs, monkeypatch):
-    # generate(compile=True) with the step left uncompiled: the state, padding and beam reordering are the same
+    # generate(step="compiled") with the step left uncompiled: the state, padding and beam reordering are the same
     monkeypatch.setattr(compiled, "compiled_step", lambda: compiled.decode_step)
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=5, batch=4, src_len=10)
     runs = []
-    for options in (dict(fast=False), dict(compile=True)):
+    for options in (dict(step="readable"), dict(step="compiled")):
         generator = torch.Generator().manual_seed(0)
         runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, generator=generator, **kwargs,
                                    **options))
@@ -74,7 +74,7 @@ def test_int8_model_is_refused_with_a_sentence(tmp_path):
     model = quantize(T5.from_pretrained(folder), "int8")
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size)
     with pytest.raises(ValueError, match="int8-quantized"):
-        model.generate(input_ids, attention_mask, compile=True)
+        model.generate(input_ids, attention_mask, step="compiled")
 
 
 def test_compiled_program_gives_the_same_tokens_and_is_reused(tmp_path):
@@ -90,9 +90,9 @@ def test_compiled_program_gives_the_same_tokens_and_is_reused(tmp_path):
     for num_beams in (1, 2):  # batch 2 and batch 4: two programs
         expected = model.generate(input_ids, attention_mask, max_new_tokens=8, num_beams=num_beams)
         assert torch.equal(model.generate(input_ids, attention_mask, max_new_tokens=8, num_beams=num_beams,
-                                          compile=True), expected)
+                                          step="compiled"), expected)
     assert counters["stats"]["unique_graphs"] - graphs == 2
-    short = model.generate(input_ids[:, :6], attention_mask[:, :6], max_new_tokens=5, compile=True)
+    short = model.generate(input_ids[:, :6], attention_mask[:, :6], max_new_tokens=5, step="compiled")
     assert torch.equal(short, model.generate(input_ids[:, :6], attention_mask[:, :6], max_new_tokens=5))
     assert counters["stats"]["unique_graphs"] - graphs == 2  # nothing new compiled
 

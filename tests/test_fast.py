@@ -37,9 +37,9 @@ def test_fast_step_equals_readable_step(model):
 def test_fast_and_readable_generate_the_same_tokens(model, kwargs):
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=5, batch=4, src_len=10)
     runs = []
-    for fast in (False, True):
+    for step in ("readable", "fast"):
         generator = torch.Generator().manual_seed(0)
-        runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, fast=fast, generator=generator,
+        runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, step=step, generator=generator,
                                    **kwargs))
     assert torch.equal(runs[0], runs[1])
 

@@ -155,6 +155,7 @@ def small_model():
     (dict(top_k=-1), "top_k must be an integer >= 0"),
     (dict(min_new_tokens=50, max_new_tokens=5), "min_new_tokens must be between 0 and max_new_tokens"),
     (dict(do_sample=True, num_beams=2), "sampling with beams"),
+    (dict(step="quick"), "step must be one of 'readable', 'fast', 'compiled', got 'quick'"),
 ])
 def test_bad_arguments(small_model, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -141,13 +141,13 @@ def test_fast_decoder_gives_the_same_tokens_with_an_adapter(base, tmp_path):
     plain = T5.from_pretrained(base).eval()
     input_ids, attention_mask, _ = padded_batch(384)
     kwargs = dict(max_new_tokens=12)
-    readable = model.generate(input_ids, attention_mask, fast=False, **kwargs)
-    assert torch.equal(model.generate(input_ids, attention_mask, fast=True, **kwargs), readable)
-    assert torch.equal(model.generate(input_ids[:1], attention_mask[:1], fast=True, **kwargs),
-                       model.generate(input_ids[:1], attention_mask[:1], fast=False, **kwargs))  # 1 row layout
+    readable = model.generate(input_ids, attention_mask, step="readable", **kwargs)
+    assert torch.equal(model.generate(input_ids, attention_mask, step="fast", **kwargs), readable)
+    assert torch.equal(model.generate(input_ids[:1], attention_mask[:1], step="fast", **kwargs),
+                       model.generate(input_ids[:1], attention_mask[:1], step="readable", **kwargs))  # 1 row layout
     assert not torch.equal(plain.generate(input_ids, attention_mask, **kwargs), readable)  # the adapter matters
     merge_lora(model)
-    assert torch.equal(model.generate(input_ids, attention_mask, fast=True, **kwargs), readable)
+    assert torch.equal(model.generate(input_ids, attention_mask, step="fast", **kwargs), readable)
 
 
 # ---------------------------------------------------------------------------------------------- bad adapters

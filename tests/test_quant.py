@@ -84,10 +84,10 @@ def test_quantized_fast_step_generates_as_readable_step(models):
     ids, mask = batch(2)
     for kwargs in (dict(), dict(num_beams=3)):
         fast = int8.generate(ids, mask, max_new_tokens=6, min_new_tokens=6, **kwargs)
-        readable = int8.generate(ids, mask, max_new_tokens=6, min_new_tokens=6, fast=False, **kwargs)
+        readable = int8.generate(ids, mask, max_new_tokens=6, min_new_tokens=6, step="readable", **kwargs)
         assert torch.equal(fast, readable), kwargs
     one = int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6)  # batch 1
-    assert torch.equal(one, int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6, fast=False))
+    assert torch.equal(one, int8.generate(ids[:1], mask[:1], max_new_tokens=6, min_new_tokens=6, step="readable"))
     # fusing for the fast step (fast.py, quant.fuse) left the layers' weights and scales as they were
     fp32 = models[0]
     with torch.no_grad():
