@@ -28,8 +28,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .fast import cross_attention_mask, cross_keys_values, prepare
-from .model import ACTIVATIONS
+from .fast import cross_keys_values, prepare
+from .model import ACTIVATIONS, padding_mask, rms_norm
 
 ROUND = 32  # prompt and output lengths are rounded up to a multiple of this (fewer shapes, fewer compiles)
 
@@ -44,12 +44,6 @@ class Spec(NamedTuple):
     scale_outputs: float  # 1.0, or d_model ** -0.5 for a head tied to the embedding
 
 
-def rms_norm(x, weight, eps: float):
-    """model.RMSNorm written out: the statistic in fp32, then cast, then the weight. x: (B, D)."""
-    normed = x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
-    return weight * normed.to(weight.dtype)
-
-
 def attend(q, k, v, mask):
     """One query per row: q (B, H, 1, Dh) over k, v (B, H, T, Dh); mask (B or 1, H or 1, 1, T) is added to the
     scores (position bias, and a very negative number where a key is hidden). Returns (B, H, 1, Dh)."""
@@ -61,7 +55,7 @@ def attend(q, k, v, mask):
 def decode_step(tokens, position, embed, layers, final_norm, lm_head, keys, values, cross, cross_mask, self_masks,
                 spec: Spec):
     """One decoder step for every row. tokens: (B, 1) ids; position: (1,) int64, the slot they are written to.
-    layers[i]: block i's fused weights (fast.FastWeights) and norm weights; keys[i], values[i]: (B, H, T, Dh)
+    layers[i]: block i's fused weights (the tensors of fast.BlockWeights) and norm weights; keys[i], values[i]: (B, H, T, Dh)
     caches, written at `position`; cross[i]: encoder keys and values (B, H, S, Dh); cross_mask: (B, 1, 1, S);
     self_masks: (1, H, T, T) position bias plus the causal mask, block 0's (or every block's in umT5).
     Returns the next-token logits (B, V) in fp32."""
@@ -117,7 +111,7 @@ class CompiledDecodeState:
     same function uncompiled, which is how the tests check its numbers for every variant cheaply)."""
 
     def __init__(self, model, encoder_output, attention_mask, max_len: int, compile: bool = True):
-        if getattr(model, "quantization", None):
+        if model.quantization:
             raise ValueError("step=\"compiled\" does not support int8-quantized models (minit5/quant.py); "
                              "use step=\"fast\"")
         c = model.config
@@ -128,21 +122,19 @@ class CompiledDecodeState:
         max_len, padded_src = _round_up(max_len), _round_up(src_len)
         weights = prepare(model, rows=batch)
         blocks = model.decoder.blocks
-
-        def plain(t):  # the same memory as a parameter, as a plain tensor input of the compiled program
-            return t.detach()
-        # Per block: the fused weights of a step (cross k|v is used once, below) and the norm weights.
-        self.layers = [{**{key: w[key] for key in w if key != "cross_kv"},
-                        "self_attn_norm": plain(b.self_attn_norm.weight),
-                        "cross_attn_norm": plain(b.cross_attn_norm.weight), "ffn_norm": plain(b.ffn_norm.weight)}
-                       for w, b in zip(weights.layers, blocks)]
-        self.embed, self.lm_head = plain(model.embed.weight), weights.lm_head
-        self.final_norm = plain(model.decoder.final_norm.weight)
+        # Per block: the weight tensors of a step (cross k|v is used once, below) and the norm weights, as plain
+        # tensors (the compiled program takes tensors, not modules).
+        self.layers = [{**{name: fused.weight for name, fused in w._asdict().items() if name != "cross_kv"},
+                        "self_attn_norm": b.self_attn_norm.weight.detach(),
+                        "cross_attn_norm": b.cross_attn_norm.weight.detach(), "ffn_norm": b.ffn_norm.weight.detach()}
+                       for w, b in zip(weights.blocks, blocks)]
+        self.embed, self.lm_head = model.embed.weight.detach(), weights.lm_head.weight
+        self.final_norm = model.decoder.final_norm.weight.detach()
 
         # Encoder keys/values, padded to padded_src positions and the padding masked: (B, H, S', Dh) each.
         padded = F.pad(encoder_output, (0, 0, 0, padded_src - src_len))  # (B, S', D)
         self.cross = cross_keys_values(weights, padded, c.num_heads, c.d_kv)
-        self.cross_mask = cross_attention_mask(F.pad(attention_mask, (0, padded_src - src_len)), dtype)  # (B, 1, 1, S')
+        self.cross_mask = padding_mask(F.pad(attention_mask, (0, padded_src - src_len)), dtype)  # (B, 1, 1, S')
 
         # Self-attention: cache of max_len positions per block, and per position one mask row: bias over the
         # positions so far, hidden beyond.

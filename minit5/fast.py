@@ -12,39 +12,46 @@ weights from memory and (b) Python and dispatch overhead for each small operatio
    attention, keys/values written into preallocated buffers, the decoder position bias computed once per call
    for every position and sliced per step, and all layers' cross-attention keys/values from one product.
 
-The fused matrices are not copies. `prepare(model)` moves each decoder weight into a fused tensor
-and makes the nn.Linear parameter a view into it, so the readable parameters stay the model's weights (the
-readable forward, training and saving see the same numbers; only the memory layout changed).
+The fused weights are derived state, never the model's own weights. `prepare(model)` builds them from the layers
+(a copy where fusing or the layout needs one, the parameter itself where not), keeps them on `model.fast_weights`,
+and builds them again when a decoder tensor has changed since: replaced, moved, or written in place (an
+optimizer step bumps each tensor's version counter). `model.train()` and `save_pretrained` drop them. So
+generating never moves, re-lays out or rewrites a parameter: training, saving and DistributedDataParallel see the
+model as they left it (tests/test_weights_untouched.py). The price is memory: at batch 1 in fp32 the decoder's weights and the
+output layer are held twice while the copies live (docs/performance.md measures it).
+
+What the fast steps (this file and compiled.py) expect of the model; a change to model.py must keep it or change
+them too:
+- Each decoder linear layer is a plain nn.Linear, whose `weight` is multiplied, or defines `decode_weight()`: the
+  weight to decode with, as a float tensor (lora.LoRALinear: W + scaling·B·A) or a quant.Int8Weight
+  (quant.Int8Linear). The layers of one group (q|k|v, cross k|v, gate|up) are fused side by side, so they must be
+  of one kind. The output layer is lm_head, or the embedding when tied.
+- The names read here: a decoder block's self_attn and cross_attn (q, k, v, o), ffn (gate or None, up, down),
+  self_attn_norm, cross_attn_norm, ffn_norm, position_bias (block 0's, or every block's in umT5); decoder.final_norm;
+  embed; and the config's num_heads, d_kv, dense_act_fn, is_gated, scale_decoder_outputs,
+  position_bias_in_every_layer.
+- The arithmetic of a step is written three times: model.py (the reference), FastDecodeState.step below, and
+  compiled.decode_step. A new kind of sublayer, norm, mask or activation goes into all three, and
+  tests/test_fast.py and tests/test_compiled.py compare them on every variant.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
+from typing import NamedTuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import ACTIVATIONS
-from .quant import Int8Linear, fuse as fuse_int8, int8_product
+from .model import ACTIVATIONS, padding_mask, rms_norm
+from .quant import Int8Weight, int8_product
 
 
 # --------------------------------------------------------------------------------------------------
-# Weights: fused, laid out for speed, shared with the readable parameters
+# How to multiply: the layout of the weights and the product, chosen per CPU and number of rows
 # --------------------------------------------------------------------------------------------------
-def _fuse(linears, column_major: bool):
-    """One fused tensor holding these nn.Linear weights side by side; each weight becomes a view into it.
-    Returns the (sum of outs, in) tensor F.linear expects, stored column-major (in memory (in, outs)) or not."""
-    fused = torch.cat([linear.weight.detach() for linear in linears], dim=0)  # (outs, in), rows
-    if column_major:
-        fused = fused.t().contiguous().t()  # same shape and values, column-major in memory
-    start = 0
-    for linear in linears:
-        out = linear.weight.shape[0]
-        linear.weight.data = fused[start:start + out]  # (out, in) view, same values
-        start += out
-    return fused
-
-
 def _fp32_cpu(weight) -> bool:
     return weight.dtype == torch.float32 and weight.device.type == "cpu"
 
@@ -98,90 +105,112 @@ def strategy_for(rows: int, model) -> tuple[str, object]:
     return SEVERAL_ROWS[fastest_for_rows(rows, model.config.vocab_size, model.config.d_model)]
 
 
-def _is_view_of(linears, fused) -> bool:
-    start = 0
-    for linear in linears:
-        expected = fused[start:start + linear.weight.shape[0]]
-        if linear.weight.data_ptr() != expected.data_ptr() or linear.weight.stride() != expected.stride():
-            return False
-        start += linear.weight.shape[0]
-    return True
+# --------------------------------------------------------------------------------------------------
+# The fused weights: derived from the layers, rebuilt when they change
+# --------------------------------------------------------------------------------------------------
+def decode_weight(layer):
+    """The weight a decoder step multiplies by for this layer (the contract in the opening comment)."""
+    if type(layer) in (nn.Linear, nn.Embedding):  # plain layers: their own weight, nothing to compute
+        return layer.weight.detach()
+    if not hasattr(layer, "decode_weight"):
+        raise TypeError(f"minit5/fast.py cannot decode with a {type(layer).__name__}: a decoder layer must be an "
+                        f"nn.Linear or define decode_weight() (see fast.py's opening comment)")
+    return layer.decode_weight()
+
+
+class Fused:
+    """Some decoder linear layers side by side in one weight (q|k|v, gate|up, or one layer alone) and the product
+    that multiplies by it: fused(x) is every layer's output at once, (..., in) -> (..., sum of outs)."""
+
+    def __init__(self, layers, layout: str, product):
+        weights = [decode_weight(layer) for layer in layers]
+        if all(isinstance(w, Int8Weight) for w in weights):  # int8 rows: their own kernel, whatever the layout
+            self.weight, self.product, self.dtype = Int8Weight.cat(weights), int8_product, torch.float32
+            return
+        if any(isinstance(w, Int8Weight) for w in weights):
+            raise TypeError("minit5/fast.py fuses the layers of a group side by side; these mix int8 and float")
+        weight = weights[0] if len(weights) == 1 else torch.cat(weights)  # (outs, in): a copy if several
+        if layout == "column-major" and weight.stride()[0] != 1:
+            weight = weight.t().contiguous().t()  # same shape and values, column-major in memory: a copy
+        self.weight, self.product, self.dtype = weight, product, weight.dtype  # dtype: what inputs are cast to
+
+    def __call__(self, x):
+        return self.product(x, self.weight)
+
+
+class BlockWeights(NamedTuple):
+    """One decoder block's products, each a Fused."""
+    qkv: Fused  # self-attention q|k|v
+    o: Fused
+    cross_q: Fused
+    cross_o: Fused
+    cross_kv: Fused  # cross-attention k|v, used once per call on the encoder output
+    gate_up: Fused  # gate|up, or up alone (T5 v1.0)
+    down: Fused
+
+
+def _sources(model) -> list:
+    """Every tensor the fused weights are made from, each as (who, where its memory is, how often written)."""
+    modules = [model.decoder, model.embed] + ([model.lm_head] if model.lm_head is not None else [])
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    return [(weakref.ref(t), t.data_ptr(), t._version) for t in tensors]
+
+
+def _unchanged(sources, model) -> bool:
+    now = _sources(model)
+    return len(now) == len(sources) and all(
+        ref() is not None and ref() is ref_now() and ptr == ptr_now and version == version_now
+        for (ref, ptr, version), (ref_now, ptr_now, version_now) in zip(sources, now))
 
 
 class FastWeights:
-    """Per decoder block: fused self-attention q|k|v, o, cross-attention q, o, cross k|v, FFN gate|up, down."""
+    """Every decoder block's weights fused in one arrangement (layout and product), and the output layer's."""
 
-    def __init__(self, model, layout: str):
-        self.layout = layout
-        self.groups = []  # (list of nn.Linear, fused weight)
-        self.layers = []
+    def __init__(self, model, layout: str, product):
+        self.layout, self.product = layout, product
+        self.sources = _sources(model)
+
+        def fused(*layers):
+            return Fused(layers, layout, product)
+        self.blocks = []
         for block in model.decoder.blocks:
             sa, ca, ffn = block.self_attn, block.cross_attn, block.ffn
-            layer = {
-                "qkv": self._add([sa.q, sa.k, sa.v]),
-                "o": self._add([sa.o]),
-                "cross_q": self._add([ca.q]),
-                "cross_o": self._add([ca.o]),
-                "cross_kv": self._add([ca.k, ca.v]),
-                "gate_up": self._add([ffn.gate, ffn.up] if ffn.gate is not None else [ffn.up]),
-                "down": self._add([ffn.down]),
-            }
-            self.layers.append(layer)
-        # the output layer; when tied to the embedding, the embedding lookup reads the same fused tensor
-        self.lm_head = self._add([model.lm_head if model.lm_head is not None else model.embed])
+            gate_up = fused(ffn.gate, ffn.up) if ffn.gate is not None else fused(ffn.up)
+            self.blocks.append(BlockWeights(fused(sa.q, sa.k, sa.v), fused(sa.o), fused(ca.q), fused(ca.o),
+                                            fused(ca.k, ca.v), gate_up, fused(ffn.down)))
+        self.lm_head = fused(model.lm_head if model.lm_head is not None else model.embed)
 
-    def _add(self, linears):
-        if any(hasattr(linear, "merged_weight") for linear in linears):
-            # A LoRA adapter is attached (minit5/lora.py): decode with W + scaling·B·A, fused into a new tensor.
-            # The layers keep their own base weights, so training and saving still see W and the adapter apart.
-            fused = torch.cat([linear.merged_weight() if hasattr(linear, "merged_weight") else linear.weight.detach()
-                               for linear in linears], dim=0)  # (outs, in)
-            return fused.t().contiguous().t() if self.layout == "column-major" else fused
-        if isinstance(linears[0], Int8Linear):  # a quantized model (minit5/quant.py): int8 rows, fused the same way
-            fused = fuse_int8(linears)
-        else:
-            fused = _fuse(linears, column_major=self.layout == "column-major")
-        self.groups.append((linears, fused))
-        return fused
-
-    def still_shared(self) -> bool:
-        """False once something replaced the parameters (load_state_dict(assign=True), .to(device), ...)."""
-        return all(_is_view_of(linears, fused.weight if isinstance(fused, Int8Linear) else fused)
-                   for linears, fused in self.groups)
+    def serve(self, model, layout: str, product) -> bool:
+        """Whether these weights can decode `model` in this arrangement: same arrangement, nothing changed."""
+        return self.layout == layout and self.product is product and _unchanged(self.sources, model)
 
 
 def _float_weight(model):
-    """The decoder weight whose dtype picks the layout: q's; in an int8 model `down`'s, which quant.py keeps
-    in fp32 (the int8 layers ignore the layout)."""
+    """The decoder weight whose dtype picks the layout: q's; in an int8 model `down`'s, which quant.py keeps as
+    a float layer (the int8 layers ignore the layout)."""
     block = model.decoder.blocks[0]
-    return block.ffn.down.weight if isinstance(block.self_attn.q, Int8Linear) else block.self_attn.q.weight
+    q = block.self_attn.q.weight
+    return q if q.is_floating_point() else block.ffn.down.weight
 
 
 def prepare(model, rows: int = 1) -> FastWeights:
-    """Arrange the decoder weights for decoding this many rows at a time, in the layout strategy_for picks (again
-    only if that layout changes or the parameters were replaced)."""
-    layout, _ = strategy_for(rows, model)
-    weights = getattr(model, "_fast_weights", None)
-    # With a LoRA adapter attached the fused weights are merged copies, stale as soon as the adapter trains:
-    # rebuilt every call (merge_lora first to decode at full speed).
-    adapted = any(hasattr(m, "merged_weight") for m in model.decoder.modules())
-    if weights is None or weights.layout != layout or adapted or not weights.still_shared():
+    """The decoder weights fused for decoding this many rows at a time, in the arrangement strategy_for picks:
+    the ones on model.fast_weights if they still serve, else new ones (which replace them)."""
+    layout, product = strategy_for(rows, model)
+    weights = model.fast_weights
+    if weights is None or not weights.serve(model, layout, product):
+        model.fast_weights = None  # let the old copies go before making new ones
         with torch.no_grad():
-            weights = FastWeights(model, layout)
-        object.__setattr__(model, "_fast_weights", weights)  # a plain attribute, not a registered submodule
+            weights = FastWeights(model, layout, product)
+        model.fast_weights = weights
     return weights
 
 
-def _int8_or(linear):
-    """Products for a quantized model: an Int8Linear calls its kernel, an fp32 weight goes to `linear`."""
-    return lambda x, w: int8_product(x, w) if isinstance(w, Int8Linear) else linear(x, w)
-
-
-def _rms_norm(x, norm):
-    if x.dtype == norm.weight.dtype == torch.float32:
-        return F.rms_norm(x, (x.shape[-1],), norm.weight, norm.eps)
-    # half precision: statistics and scaling in fp32, then cast, then the weight (as model.RMSNorm)
-    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), None, norm.eps).to(norm.weight.dtype)
+def norm(x, module):
+    """model.RMSNorm's numbers: in fp32 through torch's fused kernel (one operation instead of five)."""
+    if x.dtype == module.weight.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), module.weight, module.eps)
+    return rms_norm(x, module.weight, module.eps)
 
 
 def cross_keys_values(weights, encoder_output, heads: int, d_kv: int):
@@ -189,19 +218,11 @@ def cross_keys_values(weights, encoder_output, heads: int, d_kv: int):
     matrices of `weights` (FastWeights): a list of (keys, values), each (B, H, S, Dh)."""
     batch, src_len, _ = encoder_output.shape
     cross = []
-    for w in weights.layers:
-        kv = _int8_or(F.linear)(encoder_output, w["cross_kv"])  # (B, S, 2*H*Dh)
+    for w in weights.blocks:
+        kv = w.cross_kv(encoder_output)  # (B, S, 2*H*Dh)
         k, v = kv.view(batch, src_len, 2, heads, d_kv).permute(2, 0, 3, 1, 4).unbind(0)
         cross.append((k.contiguous(), v.contiguous()))
     return cross
-
-
-def cross_attention_mask(attention_mask, dtype):
-    """(B, S) 1/0 mask -> (B, 1, 1, S) added to the scores: 0 where a key is seen, the dtype's most negative
-    number where it is padding."""
-    hidden = (attention_mask == 0)[:, None, None, :]
-    return torch.zeros(hidden.shape, dtype=dtype, device=attention_mask.device).masked_fill(
-        hidden, torch.finfo(dtype).min)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,9 +234,6 @@ class FastDecodeState:
         c = self.config
         batch = encoder_output.shape[0]
         self.weights = prepare(model, rows=batch)
-        _, self.linear = strategy_for(batch, model)  # F.linear, or W @ xᵀ where this CPU does that faster
-        if getattr(model, "quantization", None):  # int8 layers run their own kernel; layers kept in fp32 as above
-            self.linear = _int8_or(self.linear)
         self.heads, self.d_kv = c.num_heads, c.d_kv
         layers = len(model.decoder.blocks)
         self.length = 0
@@ -226,7 +244,7 @@ class FastDecodeState:
         self.values = torch.zeros_like(self.keys)
         self.cross = cross_keys_values(self.weights, encoder_output, self.heads, self.d_kv)
         # Additive masks and the decoder position bias for all max_len positions, sliced row by row later.
-        self.cross_mask = cross_attention_mask(attention_mask, dtype)
+        self.cross_mask = padding_mask(attention_mask, dtype)  # (B, 1, 1, S)
         with torch.no_grad():  # (1, H, T, T) per table: block 0's, or every block's in umT5
             owners = model.decoder.blocks if c.position_bias_in_every_layer else model.decoder.blocks[:1]
             self.biases = [block.position_bias(max_len, max_len).to(dtype) for block in owners]
@@ -234,39 +252,39 @@ class FastDecodeState:
 
     @torch.no_grad()
     def step(self, tokens):  # tokens: (B, 1) -> logits (B, V) in fp32
-        model, c, w = self.model, self.config, self.weights
+        model, c = self.model, self.config
         t, batch = self.length, tokens.shape[0]
         heads, d_kv = self.heads, self.d_kv
         x = F.embedding(tokens, model.embed.weight)  # (B, 1, D)
-        for i, (block, lw) in enumerate(zip(model.decoder.blocks, w.layers)):
+        for i, (block, w) in enumerate(zip(model.decoder.blocks, self.weights.blocks)):
             if i < len(self.biases):
                 bias = self.biases[i][:, :, t:t + 1, :t + 1]  # (1, H, 1, t+1): the new position's row only
             # self-attention: one product for q, k and v; k and v go straight into the cache
-            qkv = self.linear(_rms_norm(x, block.self_attn_norm), lw["qkv"])  # (B, 1, 3*inner)
+            qkv = w.qkv(norm(x, block.self_attn_norm))  # (B, 1, 3*inner)
             q, k, v = qkv.view(batch, 3, heads, d_kv).unbind(1)  # each (B, H, Dh)
             self.keys[i, :, :, t] = k
             self.values[i, :, :, t] = v
             attn = F.scaled_dot_product_attention(q[:, :, None], self.keys[i, :, :, :t + 1],
                                                   self.values[i, :, :, :t + 1], attn_mask=bias, scale=1.0)
-            x = x + self.linear(attn.reshape(batch, 1, -1), lw["o"])
+            x = x + w.o(attn.reshape(batch, 1, -1))
             # cross-attention over the cached encoder keys/values
-            q = self.linear(_rms_norm(x, block.cross_attn_norm), lw["cross_q"]).view(batch, heads, 1, d_kv)
+            q = w.cross_q(norm(x, block.cross_attn_norm)).view(batch, heads, 1, d_kv)
             k, v = self.cross[i]
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask, scale=1.0)
-            x = x + self.linear(attn.reshape(batch, 1, -1), lw["cross_o"])
+            x = x + w.cross_o(attn.reshape(batch, 1, -1))
             # feed-forward: one product for gate and up
-            h = self.linear(_rms_norm(x, block.ffn_norm), lw["gate_up"])  # (B, 1, 2F) or (B, 1, F)
+            h = w.gate_up(norm(x, block.ffn_norm))  # (B, 1, 2F) or (B, 1, F)
             if block.ffn.gate is not None:
                 gate, up = h.chunk(2, dim=-1)
                 h = self.act(gate) * up
             else:
                 h = self.act(h)
-            x = x + self.linear(h if isinstance(lw["down"], Int8Linear) else h.to(lw["down"].dtype), lw["down"])
+            x = x + w.down(h.to(w.down.dtype))  # (fp16 checkpoints keep `down` in fp32)
         self.length = t + 1
-        h = _rms_norm(x, model.decoder.final_norm)
+        h = norm(x, model.decoder.final_norm)
         if c.scale_decoder_outputs:
             h = h * c.d_model ** -0.5
-        return self.linear(h[:, -1], w.lm_head).float()  # (B, V)
+        return self.weights.lm_head(h[:, -1]).float()  # (B, V)
 
     def reorder_beams(self, rows):
         """Beam search: row i continues old row rows[i] (a beam of the same prompt)."""

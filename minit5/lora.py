@@ -59,7 +59,7 @@ class LoRALinear(nn.Linear):
 
     It takes over the wrapped layer's weight (the same Parameter, so the name `...q.weight` and every reference to
     it stay valid) and adds `lora_A` and `lora_B`, named as in peft. It is still an nn.Linear, so code that reads
-    `.weight` (the fast decoder, float16 casts) sees the frozen base weight."""
+    `.weight` (float16 casts, the optimizer's parameter groups) sees the frozen base weight."""
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False):
         nn.Module.__init__(self)  # not nn.Linear.__init__: that would allocate and initialise a new weight
@@ -86,6 +86,11 @@ class LoRALinear(nn.Linear):
     def merged_weight(self) -> torch.Tensor:
         """W + scaling · B A, a new tensor in W's dtype (W itself is left alone)."""
         return (self.weight.float() + self.delta_weight()).to(self.weight.dtype)
+
+    def decode_weight(self) -> torch.Tensor:
+        """What minit5/fast.py multiplies by (its contract with the layers): the merged weight, so a fast decoding
+        step costs what it costs without the adapter. fast.py makes it again after A or B train."""
+        return self.merged_weight().detach()
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}"
@@ -173,7 +178,7 @@ def add_lora(model: T5, r: int = 8, alpha: float = 16, targets=("q", "v"), dropo
     for hf, (name, linear) in chosen.items():
         parent_name, _, child_name = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child_name, LoRALinear(linear, r, alpha, dropout, rslora))
-    # kept on the model for save_adapter (a plain attribute: not a parameter, not in the state dict)
+    # kept on the model for save_adapter (T5.lora_config: not a parameter, not in the state dict)
     model.lora_config = dict(r=r, alpha=alpha, dropout=dropout, rslora=rslora,
                              targets=targets if isinstance(targets, str) else sorted(targets))
     return model
@@ -191,8 +196,7 @@ def merge_lora(model: T5) -> T5:
         plain.weight, plain.bias = layer.weight, layer.bias
         parent_name, _, child_name = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child_name, plain)
-    if hasattr(model, "lora_config"):
-        del model.lora_config
+    model.lora_config = None
     return model
 
 

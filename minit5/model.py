@@ -25,6 +25,14 @@ from .config import T5Config
 # --------------------------------------------------------------------------------------------------
 # 1. RMS norm: T5's "layer norm" scales by the root mean square. No mean subtraction, no bias.
 # --------------------------------------------------------------------------------------------------
+def rms_norm(x, weight, eps: float):
+    """x / sqrt(mean(x²) + eps) · weight over the last axis. x: (..., D)."""
+    # The statistic is taken in fp32 even when the model runs in bf16/fp16: squares overflow fp16.
+    variance = x.float().pow(2).mean(-1, keepdim=True)  # (..., 1)
+    x = x * torch.rsqrt(variance + eps)
+    return weight * x.to(weight.dtype)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -32,10 +40,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):  # x: (B, T, D)
-        # The statistic is taken in fp32 even when the model runs in bf16/fp16: squares overflow fp16.
-        variance = x.float().pow(2).mean(-1, keepdim=True)  # (B, T, 1)
-        x = x * torch.rsqrt(variance + self.eps)
-        return self.weight * x.to(self.weight.dtype)
+        return rms_norm(x, self.weight, self.eps)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,6 +289,10 @@ class T5(nn.Module):
         self.decoder = Stack(config, is_decoder=True)
         # T5 v1.0 reuses the embedding matrix as the output layer; v1.1 and later learn a separate one.
         self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+        # Set by other files, plain attributes (not weights, not saved):
+        self.quantization = None  # "int8" once minit5/quant.py has quantized the layers
+        self.lora_config = None  # the adapters' settings (r, alpha, targets...) while minit5/lora.py's are attached
+        self.fast_weights = None  # minit5/fast.py's decoding copies of the decoder weights, built by generate
         if self.embed.weight.device.type != "meta":  # on "meta" (used while loading) there is nothing to fill
             self.init_weights()
 
@@ -364,6 +373,14 @@ class T5(nn.Module):
         return logits, loss
 
     # -- conveniences -------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        if mode:  # weights about to change: fast.py's copies would be stale (it rebuilds them when needed)
+            self.fast_weights = None
+        return super().train(mode)
+
+    def __getstate__(self):  # pickling or deep-copying the model leaves fast.py's derived copies behind
+        return {**self.__dict__, "fast_weights": None}
+
     def set_attention(self, kind: str):
         """"eager" (the written-out formula, bitwise Hugging Face's eager) or "sdpa" (one fused kernel)."""
         if kind not in ("eager", "sdpa"):
@@ -402,7 +419,8 @@ class T5(nn.Module):
     def save_pretrained(self, out_dir, max_shard_size: str | int = "5GB"):
         """Write config.json + model.safetensors (sharded above max_shard_size) that transformers can load."""
         from .checkpoint import save_model
-        if getattr(self, "quantization", None):  # minit5/quant.py: int8 tensors under fp32 names would load wrong
+        if self.quantization:  # minit5/quant.py: int8 tensors under fp32 names would load wrong
             raise ValueError(f"this model is quantized ({self.quantization}) and cannot be saved; save the fp32 "
                              f"model and quantize it after loading")
+        self.fast_weights = None  # free fast.py's copies before writing
         save_model(self, out_dir, max_shard_size=max_shard_size)

@@ -17,10 +17,18 @@ Two ways to compute y = x Wᵀ with Q and scale, tested against each other (test
 - the reference, `Int8Linear.reference`: dequantize (Q * scale) and multiply in fp32. Four lines, and slow, since
   it rebuilds the fp32 matrix each call.
 - the fast path, torch's fbgemm kernel `quantized.linear_dynamic` ("dynamic quantization"): it also rounds the
-  activations x to 8 bits, with one scale per call (whence "dynamic"), multiplies int8 by int8 into 32-bit
-  integer sums with the CPU's integer dot-product instructions (AVX512-VNNI here), and rescales the sums to
-  fp32. Of torch's CPU int8 kernels it was by far the fastest for decode-step shapes (bench/int8_kernels.py,
-  docs/performance.md); weight-only int8 (`_weight_int8pack_mm`) was slower than fp32 there.
+  activations x to 8 bits, with one scale per call (whence "dynamic"), multiplies integers by integers into
+  32-bit sums with the CPU's integer dot-product instructions, and rescales the sums to fp32. Of torch's CPU int8
+  kernels it was by far the fastest for decode-step shapes on the Intel Xeon of docs/performance.md
+  (bench/int8_kernels.py); weight-only int8 (`_weight_int8pack_mm`) was slower than fp32 there.
+
+Which instructions, and so how many bits the activations may use, depends on the CPU (`reduce_range_for`). With
+AVX512-VNNI, products of 8-bit pairs are summed straight into 32 bits. Without it (AVX2 only: many laptops, the
+AMD EPYC of docs/performance.md), fbgemm sums each pair of u8·s8 products into a *saturating 16-bit* integer
+first: 255·127·2 = 64,770 does not fit in 32,767, so large activations are silently clipped and the answers are
+wrong. Rounding the activations to 7 bits (0..127, fbgemm's `reduce_range`) keeps every pair sum within range
+(127·127·2 = 32,258), at the price of twice the rounding step. PyTorch's own quantization settings make the same
+choice (torch.ao.quantization reads `avx512_vnni` too).
 
 What stays in fp32: the embeddings (a lookup reads one row per token, nothing to gain), the norms and position
 biases (tiny), and by default the feed-forward output projections (`down`, transformers' `wo`): its input, the
@@ -40,6 +48,51 @@ MODES = ("int8",)
 KEEP_FP32 = ("down",)  # names of the linear layers left in fp32 by default (see the module docstring)
 
 
+def reduce_range_for(flags: dict) -> bool:
+    """True where fbgemm's int8 products would saturate 8-bit activations: on CPUs without AVX512-VNNI.
+    flags: torch.cpu.get_capabilities()'s answer (or any dict of flag names), so tests can ask for any CPU."""
+    return not flags.get("avx512_vnni", False)
+
+
+def cpu_flags() -> dict:
+    """This CPU's instruction-set flags, as torch sees them."""
+    get = getattr(torch.cpu, "get_capabilities", None)  # newer torch; older ones answer only the VNNI question
+    return get() if get is not None else {"avx512_vnni": torch.cpu._is_vnni_supported()}
+
+
+REDUCE_RANGE = reduce_range_for(cpu_flags())  # 7-bit activations on this CPU? Decided once, from its flags.
+
+
+class Int8Weight:
+    """A weight matrix as int8 rows and one fp32 scale per row, plus the kernel's packed copy (made on first use,
+    never saved). What an Int8Linear multiplies by, and what minit5/fast.py fuses (q|k|v side by side)."""
+
+    def __init__(self, q, scale):
+        self.q, self.scale = q, scale  # (out, in) int8, (out,) fp32
+        self._packed = None
+
+    @classmethod
+    def cat(cls, weights: list["Int8Weight"]) -> "Int8Weight":
+        """These weights side by side, one under the other: exact, since each row keeps its own scale."""
+        return cls(torch.cat([w.q for w in weights]), torch.cat([w.scale for w in weights]))
+
+    def packed(self):
+        if self._packed is None:
+            zero_points = torch.zeros(self.q.shape[0], dtype=torch.long)
+            with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated (torch 2.13)
+                warnings.simplefilter("ignore", UserWarning)
+                q = torch._make_per_channel_quantized_tensor(self.q, self.scale.double(), zero_points, 0)
+            self._packed = torch.ops.quantized.linear_prepack(q, None)
+        return self._packed
+
+
+def int8_product(x, weight: Int8Weight, reduce_range: bool | None = None):  # x: (..., in) -> (..., out) fp32
+    """The kernel alone (minit5/fast.py calls it directly: a module call costs about as much as a small product).
+    reduce_range: 7-bit activations; by default what this CPU needs (REDUCE_RANGE, above)."""
+    reduce_range = REDUCE_RANGE if reduce_range is None else reduce_range
+    return torch.ops.quantized.linear_dynamic(x.float(), weight.packed(), reduce_range)
+
+
 class Int8Linear(nn.Module):
     """nn.Linear without bias, its weight stored as int8 with one fp32 scale per output channel."""
 
@@ -48,7 +101,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight", weight_int8)  # (out, in) int8
         self.register_buffer("scale", scale)  # (out,) fp32
         self.use_reference = False
-        self._packed = None  # the kernel's own copy of the weight, packed on first use (not saved)
+        self._int8 = None  # Int8Weight over the two buffers, with the kernel's packed copy
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "Int8Linear":
@@ -65,45 +118,24 @@ class Int8Linear(nn.Module):
     def out_features(self):
         return self.weight.shape[0]
 
+    def decode_weight(self) -> Int8Weight:
+        """What minit5/fast.py multiplies by (its contract with the layers): the integer rows and their scales."""
+        if self._int8 is None or self._int8.q is not self.weight or self._int8.scale is not self.scale:
+            self._int8 = Int8Weight(self.weight, self.scale)  # (again after .to() or load_state_dict)
+        return self._int8
+
     def reference(self, x):  # x: (..., in) fp32 -> (..., out)
         """What the layer means: the dequantized weight, an ordinary fp32 product."""
         w = self.weight.float() * self.scale[:, None]  # (out, in), each row back to its own range
         return F.linear(x.float(), w)
 
-    def packed(self):
-        if self._packed is None or self._packed[0] != self.weight.data_ptr():
-            zero_points = torch.zeros(self.out_features, dtype=torch.long)
-            with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated (torch 2.13)
-                warnings.simplefilter("ignore", UserWarning)
-                q = torch._make_per_channel_quantized_tensor(self.weight, self.scale.double(), zero_points, 0)
-            self._packed = (self.weight.data_ptr(), torch.ops.quantized.linear_prepack(q, None))
-        return self._packed[1]
-
     def forward(self, x):  # x: (..., in) -> (..., out) fp32
         if self.use_reference:
             return self.reference(x)
-        return int8_product(x.float(), self)
-
-
-def int8_product(x, layer: Int8Linear):  # x: (..., in) fp32 -> (..., out) fp32
-    """The kernel alone (minit5/fast.py calls it directly: a module call costs about as much as a small product).
-    reduce_range=False: all 8 bits for the activations (safe with VNNI, whose int8 dot products don't saturate)."""
-    return torch.ops.quantized.linear_dynamic(x, layer.packed(), False)
+        return int8_product(x, self.decode_weight())
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-channel"
-
-
-def fuse(layers: list[Int8Linear]) -> Int8Linear:
-    """One Int8Linear computing these layers side by side (q|k|v, gate|up ... for minit5/fast.py). Exact: a
-    per-row scale does not change when rows are stacked. Each layer's weight becomes a view into the fused one."""
-    fused = Int8Linear(torch.cat([l.weight for l in layers]), torch.cat([l.scale for l in layers]))
-    start = 0
-    for layer in layers:
-        out = layer.out_features
-        layer.weight, layer.scale = fused.weight[start:start + out], fused.scale[start:start + out]
-        start += out
-    return fused
 
 
 def _check(model, mode):
@@ -123,13 +155,12 @@ def quantize(model, mode: str = "int8", keep_fp32=KEEP_FP32):
     Layers whose attribute name is in keep_fp32 stay fp32. One layer at a time: each fp32 weight is freed as soon
     as its int8 copy exists, so memory never holds more than the one fp32 model being converted."""
     _check(model, mode)
-    if hasattr(model, "_fast_weights"):  # fast.py's fused fp32 copies would keep the old weights alive
-        object.__delattr__(model, "_fast_weights")
+    model.fast_weights = None  # fast.py's fp32 decoding copies would stay in memory beside the int8 weights
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear) and name not in keep_fp32:
                 setattr(module, name, Int8Linear.from_linear(child))
-                child.weight = None  # frees the fp32 tensor now (fast.py may hold views into fused groups)
+                child.weight = None  # frees the fp32 tensor now
     model.quantization = mode
     return model
 

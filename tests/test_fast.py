@@ -44,23 +44,48 @@ def test_fast_and_readable_generate_the_same_tokens(model, kwargs):
     assert torch.equal(runs[0], runs[1])
 
 
-def test_prepare_keeps_values_and_shares_storage(tmp_path):
+def test_prepare_derives_weights_and_follows_changes_to_the_parameters(tmp_path):
     _, folder = build_hf_model("flan-t5", tmp_path)
     model = T5.from_pretrained(folder)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
     weights = prepare(model)
-    for name, p in model.named_parameters():
-        assert torch.equal(p, before[name]), name  # same numbers, another memory layout
     block = model.decoder.blocks[0]
-    # q, k and v are views into one fused tensor: an update to the parameter is seen by the fast path
-    assert block.self_attn.q.weight.data_ptr() == weights.layers[0]["qkv"].data_ptr()
+    inner = model.config.inner_dim
+    # q, k and v side by side in a copy; the parameters keep their own memory
+    assert block.self_attn.q.weight.data_ptr() != weights.blocks[0].qkv.weight.data_ptr()
+    assert torch.equal(weights.blocks[0].qkv.weight[inner:2 * inner], block.self_attn.k.weight)
+    assert prepare(model) is weights  # nothing changed: built once
     with torch.no_grad():
-        block.self_attn.k.weight[0, 0] += 1.0
-    assert weights.layers[0]["qkv"][model.config.inner_dim, 0] == block.self_attn.k.weight[0, 0]
-    assert prepare(model) is weights  # prepared once
-    # replacing the parameters (here: loading a state dict by assignment) is noticed and re-prepared
+        block.self_attn.k.weight[0, 0] += 1.0  # an in-place write (as an optimizer step) bumps the version counter
+    rebuilt = prepare(model)
+    assert rebuilt is not weights and model.fast_weights is rebuilt
+    assert rebuilt.blocks[0].qkv.weight[inner, 0] == block.self_attn.k.weight[0, 0]
+    # replacing the parameters (here: loading a state dict by assignment) is noticed too
     model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
-    assert prepare(model) is not weights
+    assert prepare(model) is not rebuilt
+    # training and saving drop the copies; eval() keeps them
+    prepare(model)
+    model.eval()
+    assert model.fast_weights is not None
+    model.train()
+    assert model.fast_weights is None
+    prepare(model)
+    model.save_pretrained(tmp_path / "saved")
+    assert model.fast_weights is None
+
+
+def test_a_layer_outside_the_contract_is_a_clear_error(tmp_path):
+    _, folder = build_hf_model("flan-t5", tmp_path)
+    model = T5.from_pretrained(folder)
+
+    class Odd(torch.nn.Module):  # neither an nn.Linear nor a layer with decode_weight()
+        weight = model.decoder.blocks[0].self_attn.o.weight
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.weight)
+    model.decoder.blocks[0].self_attn.o = Odd()
+    with pytest.raises(TypeError, match="cannot decode with a Odd: a decoder layer must be an nn.Linear or define "
+                                        "decode_weight"):
+        prepare(model)
 
 
 def test_layouts_switch_without_changing_values(tmp_path, monkeypatch):
@@ -72,13 +97,13 @@ def test_layouts_switch_without_changing_values(tmp_path, monkeypatch):
     assert strategy_for(4, model) == several  # measured once, then remembered
     columns = prepare(model, rows=1)
     assert columns.layout == "column-major"
-    assert columns.layers[0]["qkv"].stride()[0] == 1  # (outs, in) with outs contiguous
+    assert columns.blocks[0].qkv.weight.stride()[0] == 1  # (outs, in) with outs contiguous
     monkeypatch.setitem(fast_module._measured, (4, model.config.vocab_size, model.config.d_model), "rows")
     rows = prepare(model, rows=4)
     assert rows.layout == "rows"
-    assert rows is not columns and rows.layers[0]["qkv"].is_contiguous()
-    monkeypatch.setitem(fast_module._measured, (16, model.config.vocab_size, model.config.d_model), "tall")
-    assert prepare(model, rows=16) is rows  # the same layout: nothing to redo
+    assert rows is not columns and rows.blocks[0].qkv.weight.is_contiguous()
+    monkeypatch.setitem(fast_module._measured, (16, model.config.vocab_size, model.config.d_model), "rows")
+    assert prepare(model, rows=16) is rows  # the same layout and product: nothing to redo
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
 
@@ -98,7 +123,7 @@ def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path):
         before = model(input_ids, attention_mask=attention_mask, labels=labels)[0]
         prepare(model)
         after = model(input_ids, attention_mask=attention_mask, labels=labels)[0]
-    assert (before - after).abs().max().item() <= 1e-5
+    assert torch.equal(before, after)  # the parameters were not touched, so not a bit changes
     model.save_pretrained(tmp_path / "out")
     reloaded = T5.from_pretrained(tmp_path / "out")
     for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
