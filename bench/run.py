@@ -171,7 +171,7 @@ class Bench:
     def bound(self, ours, rows=1, reps=5):
         """The decode step's matrix products alone, with minit5's weights and kernels: the weight-streaming bound."""
         weights = prepare(ours)
-        mats = [w for layer in weights.layers for key, w in layer.items() if key != "cross_kv"] + [weights.lm_head]
+        mats = [fused.weight for fused in weights.per_step()]
         xs = {m.shape[1]: torch.randn(rows, 1, m.shape[1], dtype=m.dtype, device=self.device) for m in mats}
 
         def products():

@@ -180,6 +180,11 @@ class FastWeights:
                                             fused(ca.k, ca.v), gate_up, fused(ffn.down)))
         self.lm_head = fused(model.lm_head if model.lm_head is not None else model.embed)
 
+    def per_step(self) -> list[Fused]:
+        """The products one decode step runs, in order: all but cross k|v (once per call), and the output layer."""
+        return [fused for block in self.blocks for name, fused in block._asdict().items() if name != "cross_kv"] + \
+            [self.lm_head]
+
     def serve(self, model, layout: str, product) -> bool:
         """Whether these weights can decode `model` in this arrangement: same arrangement, nothing changed."""
         return self.layout == layout and self.product is product and _unchanged(self.sources, model)

@@ -51,7 +51,7 @@ def main():
     first_call = time.perf_counter() - start
 
     weights = prepare(model)
-    products = [w for layer in weights.layers for key, w in layer.items() if key != "cross_kv"] + [weights.lm_head]
+    products = [fused.weight for fused in weights.per_step()]
     inputs = {w.shape[1]: torch.randn(1, 1, w.shape[1], dtype=dtype) for w in products}
     encoded = model.encode(ids, mask)
     token = torch.zeros(1, 1, dtype=torch.long)
