@@ -224,6 +224,24 @@ def span_corruption_dataset(paths, tok, inputs_length: int = 512, noise_density:
     return SpanCorruptionDataset(documents, tok, raw_length, seed, noise_density, mean_noise_span_length)
 
 
+class Subset:
+    """Some of a SpanCorruptionDataset's chunks, with its interface (example(index, epoch), lengths()): the
+    trainer holds the first chunks out for evaluation and trains on the others."""
+
+    def __init__(self, dataset: SpanCorruptionDataset, indices: Sequence[int]):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def example(self, index: int, epoch: int) -> Example:
+        return self.dataset.example(self.indices[index], epoch)
+
+    def lengths(self) -> list[int]:
+        lengths = self.dataset.lengths()
+        return [lengths[i] for i in self.indices]
+
+
 # --------------------------------------------------------------------------------------------------
 # 2. Text-to-text pairs: JSONL lines {"input": ..., "target": ...} or TSV lines input<TAB>target.
 # --------------------------------------------------------------------------------------------------

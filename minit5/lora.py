@@ -147,6 +147,19 @@ def has_lora(model) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Adding, merging
 # --------------------------------------------------------------------------------------------------
+def check_lora_options(r, alpha, dropout, targets):
+    """add_lora's options, checked before any layer changes (train.py checks its --lora-* flags with this too,
+    before it loads a model). targets: a list of names, or one string (a regex, or "all-linear")."""
+    if not (isinstance(r, int) and r >= 1):
+        raise AdapterError(f"LoRA r must be a positive integer (the rank), got {r!r}")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise AdapterError(f"LoRA alpha must be a positive number, got {alpha!r}")
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise AdapterError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
+    if not isinstance(targets, str) and not targets:
+        raise AdapterError("LoRA targets names no layer; name some of " + ", ".join(ALL_TARGETS))
+
+
 def add_lora(model: T5, r: int = 8, alpha: float = 16, targets=("q", "v"), dropout: float = 0.0,
              rslora: bool = False, freeze: bool = True) -> T5:
     """Wrap the matching linear layers of `model` in LoRALinear, in place; with freeze, only the adapters train
@@ -156,16 +169,8 @@ def add_lora(model: T5, r: int = 8, alpha: float = 16, targets=("q", "v"), dropo
     "EncDecAttention.q"), or one regex string matched against whole names, or "all-linear"."""
     if has_lora(model):
         raise AdapterError("this model already has LoRA adapters; merge_lora(model) first, or start from the base")
-    if not (isinstance(r, int) and r >= 1):
-        raise AdapterError(f"LoRA rank r must be a positive integer, got {r!r}")
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-        raise AdapterError(f"lora alpha must be a positive number, got {alpha!r}")
-    if not 0 <= dropout < 1:
-        raise AdapterError(f"lora dropout must be in [0, 1), got {dropout!r}")
-    if not isinstance(targets, str):
-        targets = list(targets)
-        if not targets:
-            raise AdapterError("no LoRA targets given; name some of " + ", ".join(ALL_TARGETS))
+    targets = targets if isinstance(targets, str) else list(targets)
+    check_lora_options(r, alpha, dropout, targets)
     layers = adaptable_layers(model)
     chosen = {hf: entry for hf, entry in layers.items() if matches(targets, hf)}
     unmatched = unmatched_targets(targets, layers)

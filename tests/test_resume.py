@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 from test_trainer import files, settings  # noqa: F401  (files is a fixture)
 
-import minit5.trainer as trainer_module
-from minit5.trainer import TrainConfig, Trainer, read_metrics
+import minit5.run_folder as run_folder
+from minit5.run_folder import read_metrics
+from minit5.trainer import TrainConfig, Trainer
 
 
 def random_settings(files, out, **overrides):
@@ -31,7 +32,7 @@ def test_kill_during_a_save_then_resume_is_bit_identical(files, tmp_path, monkey
     # the run dies inside its second save (step 4): the temporary folder is written, not yet renamed
     killed = tmp_path / "killed"
     saves = {"n": 0}
-    fsync_tree = trainer_module._fsync_tree
+    fsync_tree = run_folder.fsync_tree
 
     def die_in_second_save(folder):
         saves["n"] += 1
@@ -39,10 +40,10 @@ def test_kill_during_a_save_then_resume_is_bit_identical(files, tmp_path, monkey
             raise Killed
         fsync_tree(folder)
 
-    monkeypatch.setattr(trainer_module, "_fsync_tree", die_in_second_save)
+    monkeypatch.setattr(run_folder, "fsync_tree", die_in_second_save)
     with pytest.raises(Killed):
         Trainer(TrainConfig(**random_settings(files, killed)), log=lambda m: None).train()
-    monkeypatch.setattr(trainer_module, "_fsync_tree", fsync_tree)
+    monkeypatch.setattr(run_folder, "fsync_tree", fsync_tree)
     assert (killed / "checkpoints" / ".tmp-step-00000004" / "trainer_state.pt").exists()
     assert (killed / "checkpoints" / "latest").read_text().strip() == "step-00000002"
     assert [r["step"] for r in read_metrics(killed / "metrics.jsonl") if "loss" in r] == [1, 2, 3, 4]
@@ -94,7 +95,7 @@ def test_loss_plot_draws_each_step_once(tmp_path, monkeypatch):
     drawn = []
     plot = matplotlib.axes.Axes.plot
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: drawn.append(a) or plot(self, *a, **k))
-    trainer_module.plot_metrics(Path(tmp_path))
+    run_folder.plot_metrics(Path(tmp_path))
     assert list(drawn[0][0]) == [1, 2, 3, 4]
 
 

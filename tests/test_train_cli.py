@@ -208,3 +208,19 @@ def test_closing_lines(files, tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == \
         f"{tmp_path} already holds this run, finished at step 2: nothing left to do (--resume with a larger " \
         f"--steps continues it, --overwrite starts again)"
+
+
+# ---------------------------------------------------------------------------------------------- the installed command
+def test_minit5_train_is_the_same_command(files, tmp_path, monkeypatch):
+    """pyproject.toml's console script minit5-train (what a non-editable pip install gives) runs the main that
+    train.py runs, and its resume hint names it."""
+    import importlib
+    import re
+    import sys
+    entry = re.search(r'^minit5-train = "([\w.]+):(\w+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert entry, "pyproject.toml [project.scripts] should define minit5-train"
+    assert getattr(importlib.import_module(entry.group(1)), entry.group(2)) is train_cli.main
+    run_in_process(files, tmp_path, steps=1)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/minit5-train", "--out", str(tmp_path)])
+    from minit5.train_cli import interrupted, parse_args
+    assert interrupted(parse_args(), None).endswith(f"continue with: minit5-train --out {tmp_path} --resume")

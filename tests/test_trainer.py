@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 from minit5 import T5, T5Config
 from minit5.demo import language
-from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups, read_metrics
+from minit5.run_folder import read_metrics
+from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
