@@ -338,9 +338,7 @@ class Trainer:
             tokens += int((batch["labels"] != -100).sum())
             if self.eval_pairs is not None:
                 longest = max(len(labels) for _, labels in chunk)
-                # step="readable": the fast path re-lays out weights in memory, which would change later training
-                # arithmetic and break bit-exact resume.
-                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest, step="readable")
+                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest)
                 predictions += [self.tokenizer.decode(row[1:]) for row in out]
         model.train(was_training)
         result = {"eval_loss": total / max(tokens, 1)}
