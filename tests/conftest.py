@@ -31,3 +31,30 @@ try:
     transformers.utils.logging.disable_progress_bar()
 except AttributeError:  # pragma: no cover
     pass
+
+
+# ---------------------------------------------------------------------------------------------- shared models
+from hf_models import VARIANTS, build_hf_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hf_folder(tmp_path_factory):
+    """A random Hugging Face reference model in its folder, built once per session for each set of arguments:
+    hf_folder(variant, eos_likely=False, **overrides) -> Path (see hf_models.build_hf_model). The folder is
+    shared by every test that asks for the same model: read it, never write into it (copy it first)."""
+    built = {}
+
+    def folder(variant: str, eos_likely: bool = False, **overrides):
+        key = (variant, eos_likely, tuple(sorted(overrides.items())))
+        if key not in built:
+            name = "-".join([variant, *(["eos"] if eos_likely else []), *(f"{k}{v}" for k, v in key[2])])
+            built[key] = build_hf_model(variant, tmp_path_factory.mktemp(name), eos_likely=eos_likely,
+                                        **overrides)[1]
+        return built[key]
+    return folder
+
+
+@pytest.fixture(scope="session", params=list(VARIANTS))
+def variant(request):
+    """Every T5 variant of hf_models.VARIANTS in turn."""
+    return request.param

@@ -96,3 +96,12 @@ def make_eos_likely(hf_model, margin: float, seed: int = 11):
         states = seen[0].reshape(-1, seen[0].shape[-1])  # (B*T, D): what lm_head sees
         target = (logits.max(-1).values - margin).reshape(-1, 1)
         hf_model.lm_head.weight[hf_model.config.eos_token_id] = torch.linalg.lstsq(states, target).solution[:, 0]
+
+
+def step_logits(state_class, model, input_ids, attention_mask, tokens):
+    """Feed tokens (B, T) one step at a time to a decoding state (generate.DecodeState, fast.FastDecodeState,
+    compiled.CompiledDecodeState): the next-token logits of every step, (B, T, V)."""
+    with torch.no_grad():
+        encoded = model.encode(input_ids, attention_mask)
+        state = state_class(model, encoded, attention_mask, tokens.shape[1])
+        return torch.stack([state.step(tokens[:, t:t + 1]) for t in range(tokens.shape[1])], dim=1)

@@ -6,8 +6,7 @@ the same tokens, and that prompts and outputs of lengths rounded to the same mul
 
 import pytest
 import torch
-from hf_models import build_hf_model, padded_batch
-from test_fast import model, step_logits  # noqa: F401 (model: a fixture, every variant)
+from hf_models import padded_batch, step_logits
 
 import minit5.compiled as compiled
 from minit5 import T5
@@ -15,6 +14,11 @@ from minit5.compiled import CompiledDecodeState
 from minit5.fast import FastDecodeState
 from minit5.generate import DecodeState
 from minit5.quant import quantize
+
+
+@pytest.fixture
+def model(variant, hf_folder):  # every variant (conftest.py), a fresh model for each test
+    return T5.from_pretrained(hf_folder(variant, eos_likely=True))
 
 
 def uncompiled(model, encoded, attention_mask, max_len):
@@ -47,8 +51,8 @@ def test_generate_gives_the_readable_tokens(model, kwargs, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_step_is_close_to_readable(tmp_path, dtype):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_half_precision_step_is_close_to_readable(dtype, hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder, dtype=dtype)  # float16 keeps `down` in fp32, as the hub's fp16 files
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=6, batch=2, src_len=8)
     tokens = torch.randint(3, model.config.vocab_size, (2, 6))
@@ -58,8 +62,8 @@ def test_half_precision_step_is_close_to_readable(tmp_path, dtype):
     assert (ours - readable).abs().max().item() <= 0.05 * readable.abs().max().item()
 
 
-def test_lengths_are_rounded_and_padding_is_masked(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_lengths_are_rounded_and_padding_is_masked(hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=7, batch=2, src_len=5)
     with torch.no_grad():
@@ -69,19 +73,19 @@ def test_lengths_are_rounded_and_padding_is_masked(tmp_path):
     assert torch.equal(hidden[:, :5], attention_mask == 0) and hidden[:, 5:].all()
 
 
-def test_int8_model_is_refused_with_a_sentence(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_int8_model_is_refused_with_a_sentence(hf_folder):
+    folder = hf_folder("flan-t5")
     model = quantize(T5.from_pretrained(folder), "int8")
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size)
     with pytest.raises(ValueError, match="int8-quantized"):
         model.generate(input_ids, attention_mask, step="compiled")
 
 
-def test_compiled_program_gives_the_same_tokens_and_is_reused(tmp_path):
+def test_compiled_program_gives_the_same_tokens_and_is_reused(hf_folder):
     """The real thing: inductor compiles decode_step once per shape; prompts of 6 and 9 tokens and outputs of 5
     and 8 tokens round to the same shapes, so the second call compiles nothing."""
     from torch._dynamo.utils import counters
-    _, folder = build_hf_model("flan-t5", tmp_path, eos_likely=True)
+    folder = hf_folder("flan-t5", eos_likely=True)
     model = T5.from_pretrained(folder)
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=8, batch=2, src_len=9)
     torch._dynamo.reset()

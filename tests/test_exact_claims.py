@@ -5,7 +5,7 @@ half-precision decoding against transformers' half precision."""
 
 import pytest
 import torch
-from hf_models import build_hf_model, load_hf, padded_batch
+from hf_models import load_hf, padded_batch
 from transformers.models.t5.modeling_t5 import T5Attention
 
 from minit5 import T5
@@ -16,9 +16,9 @@ from minit5.model import relative_position_bucket
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return {variant: build_hf_model(variant, tmp_path_factory.mktemp(variant), eos_likely=True)
-            for variant in ("t5-v1.0", "flan-t5", "odd-shape")}
+def models(hf_folder):
+    folders = {variant: hf_folder(variant, eos_likely=True) for variant in ("t5-v1.0", "flan-t5", "odd-shape")}
+    return {variant: (load_hf(variant, folder), folder) for variant, folder in folders.items()}
 
 
 def test_t5_v1_0_eager_is_bit_for_bit_transformers_eager(models):

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hf_models import VARIANTS, build_hf_model, padded_batch
+from hf_models import padded_batch, step_logits
 
 from minit5 import T5
 import minit5.fast as fast_module
@@ -10,17 +10,9 @@ from minit5.fast import SEVERAL_ROWS, FastDecodeState, fastest_for_rows, prepare
 from minit5.generate import DecodeState
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def model(request, tmp_path_factory):
-    _, folder = build_hf_model(request.param, tmp_path_factory.mktemp(request.param), eos_likely=True)
-    return T5.from_pretrained(folder)
-
-
-def step_logits(state_class, model, input_ids, attention_mask, tokens):
-    with torch.no_grad():
-        encoded = model.encode(input_ids, attention_mask)
-        state = state_class(model, encoded, attention_mask, tokens.shape[1])
-        return torch.stack([state.step(tokens[:, t:t + 1]) for t in range(tokens.shape[1])], dim=1)
+@pytest.fixture
+def model(variant, hf_folder):  # every variant (conftest.py), a fresh model for each test
+    return T5.from_pretrained(hf_folder(variant, eos_likely=True))
 
 
 def test_fast_step_equals_readable_step(model):
@@ -44,8 +36,8 @@ def test_fast_and_readable_generate_the_same_tokens(model, kwargs):
     assert torch.equal(runs[0], runs[1])
 
 
-def test_prepare_derives_weights_and_follows_changes_to_the_parameters(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_prepare_derives_weights_and_follows_changes_to_the_parameters(tmp_path, hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
     weights = prepare(model)
     block = model.decoder.blocks[0]
@@ -73,8 +65,8 @@ def test_prepare_derives_weights_and_follows_changes_to_the_parameters(tmp_path)
     assert model.fast_weights is None
 
 
-def test_a_layer_outside_the_contract_is_a_clear_error(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_a_layer_outside_the_contract_is_a_clear_error(hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
 
     class Odd(torch.nn.Module):  # neither an nn.Linear nor a layer with decode_weight()
@@ -88,8 +80,8 @@ def test_a_layer_outside_the_contract_is_a_clear_error(tmp_path):
         prepare(model)
 
 
-def test_layouts_switch_without_changing_values(tmp_path, monkeypatch):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_layouts_switch_without_changing_values(monkeypatch, hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     assert strategy_for(1, model)[0] == "column-major"
@@ -115,8 +107,8 @@ def test_tall_linear_is_linear(rows):
     torch.testing.assert_close(tall_linear(x, weight), torch.nn.functional.linear(x, weight), atol=1e-5, rtol=1e-5)
 
 
-def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path / "src")
+def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path, hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
     input_ids, attention_mask, labels = padded_batch(model.config.vocab_size, seed=6)
     with torch.no_grad():
@@ -131,8 +123,8 @@ def test_readable_forward_and_saving_unchanged_after_prepare(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_fast_half_precision_close_to_readable(tmp_path, dtype):
-    _, folder = build_hf_model("flan-t5", tmp_path, eos_likely=True)
+def test_fast_half_precision_close_to_readable(dtype, hf_folder):
+    folder = hf_folder("flan-t5", eos_likely=True)
     model = T5.from_pretrained(folder, dtype=dtype)
     input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
     tokens = torch.randint(3, model.config.vocab_size, (3, 6))
@@ -145,9 +137,9 @@ def test_fast_half_precision_close_to_readable(tmp_path, dtype):
 
 
 @pytest.mark.parametrize("choice", list(SEVERAL_ROWS))
-def test_every_several_rows_strategy_equals_the_readable_step(tmp_path, monkeypatch, choice):
+def test_every_several_rows_strategy_equals_the_readable_step(monkeypatch, choice, hf_folder):
     """Which strategy runs for beams and batches is measured per CPU, so each one is tested here, forced."""
-    _, folder = build_hf_model("flan-t5", tmp_path)
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder)
     monkeypatch.setitem(fast_module._measured, (3, model.config.vocab_size, model.config.d_model), choice)
     assert strategy_for(3, model) == SEVERAL_ROWS[choice]
@@ -159,7 +151,7 @@ def test_every_several_rows_strategy_equals_the_readable_step(tmp_path, monkeypa
     assert (ours - readable).abs().max().item() <= 1e-5
 
 
-def test_half_precision_keeps_rows_and_f_linear(tmp_path):
-    _, folder = build_hf_model("flan-t5", tmp_path)
+def test_half_precision_keeps_rows_and_f_linear(hf_folder):
+    folder = hf_folder("flan-t5")
     model = T5.from_pretrained(folder, dtype=torch.bfloat16)
     assert strategy_for(1, model) == strategy_for(4, model) == ("rows", torch.nn.functional.linear)

@@ -3,7 +3,7 @@ the same sampling filters, cached decoding equal to recomputing the decoder, and
 
 import pytest
 import torch
-from hf_models import VARIANTS, build_hf_model, padded_batch
+from hf_models import load_hf, padded_batch
 from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
@@ -22,11 +22,10 @@ SETTINGS = [  # (name, generate keyword arguments shared by both libraries)
 MAX_NEW = 12
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def pair(request, tmp_path_factory):
-    variant = request.param
-    hf, folder = build_hf_model(variant, tmp_path_factory.mktemp(variant), eos_likely=True)
-    return variant, hf, T5.from_pretrained(folder)
+@pytest.fixture(scope="module")
+def pair(variant, hf_folder):  # every variant (conftest.py)
+    folder = hf_folder(variant, eos_likely=True)
+    return variant, load_hf(variant, folder), T5.from_pretrained(folder)
 
 
 def test_same_tokens_as_transformers(pair):

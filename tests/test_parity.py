@@ -5,17 +5,16 @@ gradient max |diff| <= 1e-4 * max |HF gradient|. Batches are padded (different l
 
 import pytest
 import torch
-from hf_models import VARIANTS, build_hf_model, hf_is_tied, load_hf, padded_batch
+from hf_models import VARIANTS, hf_is_tied, load_hf, padded_batch
 
 from minit5 import T5
 from minit5.checkpoint import hf_name
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def pair(request, tmp_path_factory):
-    variant = request.param
-    hf, folder = build_hf_model(variant, tmp_path_factory.mktemp(variant))
-    return variant, hf, T5.from_pretrained(folder), folder
+@pytest.fixture(scope="module")
+def pair(variant, hf_folder):  # every variant (conftest.py)
+    folder = hf_folder(variant)
+    return variant, load_hf(variant, folder), T5.from_pretrained(folder), folder
 
 
 def test_tied_and_untied_heads_are_really_exercised(pair):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from hf_models import build_hf_model
 
 from minit5 import T5, T5Config, Tokenizer
 from minit5 import quant
@@ -85,8 +84,8 @@ def test_seven_bits_round_coarser_than_eight():
 
 
 @pytest.fixture(scope="module", params=["flan-t5", "t5-v1.0", "odd-shape"])
-def models(request, tmp_path_factory):
-    _, folder = build_hf_model(request.param, tmp_path_factory.mktemp(request.param))
+def models(request, hf_folder):
+    folder = hf_folder(request.param)
     return T5.from_pretrained(folder).eval(), quantize(T5.from_pretrained(folder).eval(), "int8")
 
 

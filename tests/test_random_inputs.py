@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from hf_models import build_hf_model, padded_batch
+from hf_models import load_hf, padded_batch
 
 from minit5 import T5, T5Config, Tokenizer
 from minit5.checkpoint import CheckpointError
@@ -15,11 +15,11 @@ from minit5.config import ConfigError
 
 
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
+def pairs(hf_folder):
     out = {}
     for variant in ("t5-v1.0", "flan-t5", "odd-shape"):
-        hf, folder = build_hf_model(variant, tmp_path_factory.mktemp(variant), eos_likely=True)
-        out[variant] = hf, T5.from_pretrained(folder)
+        folder = hf_folder(variant, eos_likely=True)
+        out[variant] = load_hf(variant, folder), T5.from_pretrained(folder)
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hf_models import build_hf_model, padded_batch
+from hf_models import padded_batch
 
 import minit5.compiled as compiled
 from minit5 import T5
@@ -39,8 +39,8 @@ def assert_untouched(model, before: dict):
 
 
 @pytest.fixture(scope="module", params=["flan-t5", "t5-v1.0"])  # untied head, and the head tied to the embedding
-def folder(request, tmp_path_factory):
-    return build_hf_model(request.param, tmp_path_factory.mktemp(request.param))[1]
+def folder(request, hf_folder):
+    return hf_folder(request.param)
 
 
 def model_of(folder, kind: str):
