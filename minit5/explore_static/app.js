@@ -144,7 +144,7 @@ function percent(p) {
 
 function tokenChip(token, extra = "") {
   const chip = el("span", {class: "token " + extra + (token.text ? "" : " byte"),
-                           title: `id ${token.id} · piece ${token.piece}`}, el("b", {text: label(token)}));
+                           title: `id ${token.id} · ${zh() ? "片段" : "piece"} ${token.piece}`}, el("b", {text: label(token)}));
   if (!extra.includes("inline")) chip.append(el("i", {text: token.id}));  // inline chips: the id is beside them
   return chip;
 }
