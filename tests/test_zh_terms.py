@@ -29,7 +29,7 @@ TERMS = [
     ("token", "词元", [r"令牌", r"(?<![掩])标记(?![号])"]),
     ("vocabulary", "词表", [r"词汇表"]),
     ("tokenizer", "分词器", [r"标记器", r"切词器"]),
-    ("stack: the encoder's or the decoder's blocks", "层堆叠", [r"堆栈", r"(?<!层堆叠)(?<!调用)栈(?!溢出)"]),
+    ("stack: the encoder's or the decoder's blocks", "层堆叠", [r"堆栈", r"(?<!堆)(?<!调用)栈(?!溢出)"]),
     ("exact match", "精确匹配", [r"完全匹配"]),
     ("greedy search", "贪心搜索", [r"贪心解码", r"贪婪"]),
     ("beam search", "束搜索", [r"集束搜索", r"波束搜索"]),
