@@ -23,11 +23,18 @@
    and every number that the English page gives with a unit (5 min, 99.6%, 1.79x, 294 MiB, ...) also written in
    the Chinese page.
 6. Units. Binary sizes are written in GiB / MiB, never GB / MB.
+7. The Chinese reader's way in. README.zh-CN.md is the top-level README's translation, held to it as a Chinese
+   page is to its English page. A Chinese page links the Chinese version of a page wherever one exists (its own
+   English original aside, the "英文版" link), and says so where a link leads to an English-only page; every
+   link's #anchor is a heading of its target. The tables of a Chinese page have the English page's rows: the same
+   tables, each with as many rows, each row's first cell naming the same code (`docs/scripts/x.py`, ...).
+   The terms of the Chinese pages are checked by tests/test_zh_terms.py.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import importlib.util
 import re
 from functools import lru_cache
@@ -37,9 +44,11 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md", ROOT / "README.zh-CN.md"]
 ENGLISH_PAGES = sorted((ROOT / "docs").glob("*.md"))
 ZH = ROOT / "docs" / "zh"
+README_ZH = ROOT / "README.zh-CN.md"  # the front page in Chinese
+CHINESE_PAGES = sorted(ZH.glob("*.md")) + [README_ZH]
 ZH_ONLY = {"glossary.md"}  # Chinese pages without an English counterpart
 
 PATH = re.compile(r"(?<![\w/.-])((?:minit5|docs|tests|bench|exercises)/[\w./-]*[\w/]|(?:train|generate)\.py|README\.md|"
@@ -421,3 +430,161 @@ def test_the_translation_check_catches_drift(tmp_path):
         "page.md: the English page shows the Chinese figure img/zh/position_buckets.png"
     assert measured_blocks(EN_PAGE)[0][1].count("|") == 9  # the prose after the table is not in the block
     assert DECIMAL_UNITS.findall("0.31 GB, 294 MiB, 5 MB, `--max-shard-size`") == ["0.31 GB", "5 MB"]
+
+
+# ---------------------------------------------------------------- the Chinese reader's way in
+def chinese_version(page: Path) -> Path | None:
+    """The Chinese page of an English one (docs/X.md -> docs/zh/X.md, README.md -> README.zh-CN.md), if any."""
+    page = page.resolve()
+    if page == (ROOT / "README.md").resolve():
+        return README_ZH
+    if page.parent == (ROOT / "docs").resolve() and (ZH / page.name).exists():
+        return ZH / page.name
+    return None
+
+
+def english_version(page: Path) -> Path:
+    """The English page that a Chinese page translates (a Chinese-only page, such as the glossary: itself)."""
+    if page.resolve() == README_ZH.resolve():
+        return ROOT / "README.md"
+    return ROOT / "docs" / page.name if (ROOT / "docs" / page.name).exists() else page
+
+
+def github_anchor(heading: str) -> str:
+    """The #anchor GitHub gives a heading: lower case, punctuation dropped (letters, digits, _ and - kept, Chinese
+    included), spaces made hyphens."""
+    text = re.sub(r"`", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+@lru_cache(maxsize=None)
+def anchors(md_file: Path) -> frozenset:
+    found, fenced = set(), False
+    for line in md_file.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"#+ +(.*)", line)):
+            anchor, n = github_anchor(m.group(1)), 1
+            while anchor in found:  # GitHub numbers repeated headings: -1, -2, ...
+                anchor, n = f"{github_anchor(m.group(1))}-{n}", n + 1
+            found.add(anchor)
+    return frozenset(found)
+
+
+LINK_AT = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def chinese_link_problems(text: str, page: Path) -> list[str]:
+    """Links of a Chinese page that lead to an English page where a Chinese one exists (unless the link is named
+    as English: [英文版](../x.md)), to an English-only page without saying so (英文 in the link or just beside it),
+    or to an #anchor its target does not have."""
+    where = rel(page) if page.is_relative_to(ROOT) else str(page)
+    own_original = english_version(page).resolve()
+    problems = []
+    for m in LINK_AT.finditer(text):
+        image, label, target = m.groups()
+        if image or re.match(r"[a-z]+:", target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page.resolve()
+        if linked.suffix != ".md" or not linked.exists():
+            continue  # a folder or a code file; a missing target is test_every_reference_in_the_docs_exists's
+        if anchor and anchor not in anchors(linked):
+            problems.append(f"{where}: {target} has no heading #{anchor}")
+        chosen = "英文" in label or "English" in label  # the reader picks English on purpose: [英文版](../x.md)
+        said = chosen or "英文" in text[max(0, m.start() - 8):m.end() + 8]
+        if linked == own_original or chosen:
+            continue  # the page's own "英文版" link, or a link named as English
+        if chinese_version(linked) is not None:
+            problems.append(f"{where}: {target} leads to the English page; link "
+                            f"{os.path.relpath(chinese_version(linked), page.parent)} instead")
+        elif not linked.is_relative_to(ZH.resolve()) and linked != README_ZH.resolve() and not said:
+            problems.append(f"{where}: {target} is an English page: say so (（英文）) beside the link")
+    return problems
+
+
+@pytest.mark.parametrize("page", CHINESE_PAGES, ids=lambda p: rel(p))
+def test_chinese_pages_link_chinese_pages(page):
+    problems = chinese_link_problems(page.read_text(encoding="utf-8"), page)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_chinese_link_check_catches_english_links(tmp_path):
+    page = ZH / "tokens.md"  # checked as if this text were docs/zh/tokens.md
+    text = ("[英文版](../tokens.md) [a](../training.md#2-fine-tuning-on-your-own-pairs) [b](training.md#no-such) "
+            "[英文版的 training.md](../training.md) [g](../generation.md)（英文）"
+            "[c](training.md#2-在你自己的数据对上微调) [d](../../README.md) [e](../data/flan-t5-tokenizer/README.md) "
+            "[f](../data/flan-t5-tokenizer/README.md)（英文）")
+    assert chinese_link_problems(text, page) == [
+        "docs/zh/tokens.md: ../training.md#2-fine-tuning-on-your-own-pairs leads to the English page; link "
+        "training.md instead",
+        "docs/zh/tokens.md: training.md#no-such has no heading #no-such",
+        "docs/zh/tokens.md: ../generation.md leads to the English page; link generation.md instead",
+        "docs/zh/tokens.md: ../../README.md leads to the English page; link ../../README.zh-CN.md instead",
+        "docs/zh/tokens.md: ../data/flan-t5-tokenizer/README.md is an English page: say so (（英文）) beside the link"]
+    assert github_anchor("4. Sampling: temperature → top-k → top-p") == "4-sampling-temperature--top-k--top-p"
+    assert github_anchor("6. 交叉注意力：解码器读取编码器") == "6-交叉注意力解码器读取编码器"
+    assert github_anchor("3. Attention without 1/√d") == "3-attention-without-1d"
+
+
+def test_readme_zh_cn_is_the_readme_in_chinese():
+    """The front page in Chinese keeps what the English one says: its sections, its measured block and every
+    number with a unit; and each links the other at the top."""
+    problems = translation_problems(ROOT / "README.md", README_ZH)
+    assert not problems, "\n".join(problems)
+    english, chinese = (ROOT / "README.md").read_text(encoding="utf-8"), README_ZH.read_text(encoding="utf-8")
+    assert "English | [简体中文](README.zh-CN.md)" in english.split("\n\n")[1]
+    assert "[English](README.md) | 简体中文" in chinese.split("\n\n")[1]
+
+
+def tables(text: str) -> list[list[str]]:
+    """The markdown tables of a page outside its generated and measured blocks (whose content the other checks
+    hold): each a list of rows, the header first, the |---| line left out."""
+    text = update_generated.GENERATED.sub("", text)
+    for _, block in measured_blocks(text):
+        text = text.replace(block, "")
+    found, rows, fenced = [], [], False
+    for line in text.splitlines() + [""]:
+        if line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("|"):
+            rows.append(line)
+            continue
+        if len(rows) >= 2 and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", rows[1].strip()):
+            found.append([rows[0]] + rows[2:])
+        rows = []
+    return found
+
+
+def first_cell_code(row: str) -> list[str]:
+    return sorted(re.findall(r"`([^`]+)`", row.strip().strip("|").split("|")[0]))
+
+
+def table_problems(english: Path, chinese: Path) -> list[str]:
+    """Where the tables of a Chinese page lack rows of the English page's tables."""
+    en, zh = tables(english.read_text(encoding="utf-8")), tables(chinese.read_text(encoding="utf-8"))
+    where = rel(chinese) if chinese.is_relative_to(ROOT) else str(chinese)
+    if [len(t) for t in en] != [len(t) for t in zh]:
+        return [f"{where}: tables of {[len(t) - 1 for t in zh]} rows, the English page's have "
+                f"{[len(t) - 1 for t in en]}"]
+    return [f"{where}: table {k + 1} row {i}: {first_cell_code(zh_row)} where the English page names "
+            f"{first_cell_code(en_row)}"
+            for k, (en_table, zh_table) in enumerate(zip(en, zh))
+            for i, (en_row, zh_row) in enumerate(zip(en_table, zh_table))
+            if first_cell_code(en_row) != first_cell_code(zh_row)]
+
+
+@pytest.mark.parametrize("english", ENGLISH_PAGES + [ROOT / "README.md"], ids=lambda p: rel(p))
+def test_the_chinese_tables_have_the_english_rows(english):
+    problems = table_problems(english, chinese_version(english))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_table_check_catches_a_missing_row(tmp_path):
+    english, chinese = tmp_path / "page.md", tmp_path / "zh.md"
+    english.write_text("| script | does |\n|---|---|\n| `a.py` | x |\n| `b.py` | y |\n", encoding="utf-8")
+    chinese.write_text("| 脚本 | 作用 |\n|---|---|\n| `a.py` | 甲 |\n", encoding="utf-8")
+    assert "rows" in table_problems(english, chinese)[0]
+    chinese.write_text("| 脚本 | 作用 |\n|---|---|\n| `a.py` | 甲 |\n| `c.py` | 乙 |\n", encoding="utf-8")
+    assert table_problems(english, chinese) == [f"{chinese}: table 1 row 2: ['c.py'] where the English page names "
+                                                "['b.py']"]

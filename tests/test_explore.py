@@ -365,13 +365,19 @@ def chromium():
     return binary
 
 
-def render(server, tmp_path, query: dict) -> str:
-    """The page's DOM after it loaded with these settings in its address (it fills the form and submits it)."""
+def render(server, tmp_path, query: dict, languages: str | None = None) -> str:
+    """The page's DOM after it loaded with these settings in its address (it fills the form and submits it), in a
+    browser whose languages are `languages` (e.g. "zh-CN,zh"; None: headless Chromium's default, en-US). The page
+    must break no rule of its Content-Security-Policy (no inline script, style attribute or event handler)."""
     url = server.url + "?" + urllib.parse.urlencode(query)
+    flags = [f"--accept-lang={languages}"] if languages else []
     result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000",
-                             "--dump-dom", url], capture_output=True, text=True, timeout=120)
+                             "--enable-logging=stderr", "--v=0", *flags, "--dump-dom", url],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
+    refused = [line for line in result.stderr.splitlines() if "Content Security Policy" in line]
+    assert not refused, refused  # Chromium logs every blocked inline script or style on stderr
     return result.stdout
 
 
@@ -406,28 +412,59 @@ class Elements(html.parser.HTMLParser):
             self.open[-1][2].append(data)
 
 
-def test_the_page_in_a_browser(server, folder, tmp_path):
-    query = {"prompt": GANYMEDE, "max_new_tokens": 12}
-    page = Elements(render(server, tmp_path, query))
+# The page in each of its languages: chosen by the browser's languages, or by ?lang= in the address (which the
+# 中文 / English switch writes), the address winning. Each row: the browser's languages, the address's lang, the
+# language expected, and words the page must then show.
+LANGUAGE_CASES = {
+    "english-browser": (None, None, "en", dict(status="steps in", step="Step 1 of", empty="(no text: only special tokens)")),
+    "chinese-browser": ("zh-CN,zh", None, "zh", dict(status="步，用时", step="第 1 步（共", empty="（没有文字：只有特殊词元）")),
+    "chinese-browser-asks-english": ("zh-CN,zh", "en", "en", dict(status="steps in", step="Step 1 of",
+                                                                  empty="(no text: only special tokens)")),
+    "english-browser-asks-chinese": ("en-US,en", "zh", "zh", dict(status="步，用时", step="第 1 步（共",
+                                                                  empty="（没有文字：只有特殊词元）")),
+}
+
+
+@pytest.mark.parametrize("case", list(LANGUAGE_CASES))
+def test_the_page_in_a_browser(server, folder, tmp_path, case):
+    languages, asked, expected, words = LANGUAGE_CASES[case]
+    query = {"prompt": GANYMEDE, "max_new_tokens": 12, **({"lang": asked} if asked else {})}
+    dom = render(server, tmp_path, query, languages)
+    page = Elements(dom)
     ids, _, tokenizer = reference(folder, GANYMEDE, dict(max_new_tokens=12, num_beams=1, do_sample=False,
                                                         temperature=1.0, top_k=0, top_p=1.0, seed=0,
                                                         length_penalty=1.0, early_stopping=False))
     status = page.by_id["status"]
-    assert "steps in" in status[1] and "error" not in status[0].get("class", ""), status
+    assert words["status"] in status[1] and "error" not in status[0].get("class", ""), status
     attrs, text = page.by_id["completion"]
     assert attrs["data-ids"] == " ".join(map(str, ids))  # the completion shown is model.generate's
-    assert text == (tokenizer.decode(ids) or "(no text: only special tokens)")
+    assert text == (tokenizer.decode(ids) or words["empty"])
     prompt_length = len(tokenizer.encode(GANYMEDE))
     assert page.classes["cell"] == len(ids) * prompt_length  # the attention grid: steps × prompt tokens
     assert page.classes["rowhead"] == len(ids)
-    assert "attention-grid" in page.by_id and "Step 1 of" in page.by_id["step-detail"][1]
+    assert "attention-grid" in page.by_id and words["step"] in page.by_id["step-detail"][1]
     assert page.by_id["prompt-tokens"][1].startswith("W")
     assert page.by_id["beam-panel"][0].get("hidden") is not None  # no beam tree in greedy search
+    # the language: the page's own lang, the switch, the fixed words and the guide links
+    assert re.search(r'<html lang="' + ("zh-CN" if expected == "zh" else "en") + '"', dom)
+    pressed = re.findall(r'<button type="button" data-lang="(\w+)"[^>]*aria-pressed="true"', dom)
+    assert pressed == [expected], pressed
+    assert ("补全：" in dom) == (expected == "zh") and ("completion:" in dom) == (expected == "en")
+    guides = re.findall(r'<a data-guide="[\w-]+" href="(/source/[^"]+)"', dom)
+    assert len(guides) == 6
+    assert all(link.startswith("/source/docs/zh/" if expected == "zh" else "/source/docs/") for link in guides)
+    if expected == "en":
+        assert not any("/docs/zh/" in link for link in guides)
+    for link in guides:  # each guide link finds its section in the page of the reader's language
+        status, target = request(server, "GET", link.replace("&amp;", "&"))
+        assert status == 200 and 'id="found"' in target, link
 
 
-def test_the_beam_tree_in_a_browser(server, tmp_path):
-    page = Elements(render(server, tmp_path, {"prompt": GANYMEDE, "num_beams": 3, "max_new_tokens": 12}))
-    assert "steps in" in page.by_id["status"][1], page.by_id["status"]
+@pytest.mark.parametrize("languages, words", [(None, ("steps in", "Finished hypotheses", "score")),
+                                               ("zh-CN,zh", ("步，用时", "完成的假设", "得分"))], ids=["en", "zh"])
+def test_the_beam_tree_in_a_browser(server, tmp_path, languages, words):
+    page = Elements(render(server, tmp_path, {"prompt": GANYMEDE, "num_beams": 3, "max_new_tokens": 12}, languages))
+    assert words[0] in page.by_id["status"][1], page.by_id["status"]
     assert page.by_id["beam-panel"][0].get("hidden") is None
     assert page.classes["node"] >= 1 + 2 * 3 and page.classes.get("finished", 0) >= 1
-    assert "Finished hypotheses" in page.by_id["finished-note"][1] and "score" in page.by_id["finished"][1]
+    assert words[1] in page.by_id["finished-note"][1] and words[2] in page.by_id["finished"][1]

@@ -1,9 +1,12 @@
 """minit5.tokenizer against transformers v5: ids and decoded text on tricky inputs, every loading route,
-save_pretrained round trips both ways, the byte-level tokenizer against ByT5Tokenizer, and bad input."""
+save_pretrained round trips both ways, the byte-level tokenizer against ByT5Tokenizer, and bad input; then T5's
+real vocabulary (docs/data/flan-t5-tokenizer/), which cannot read Chinese."""
 
+import hashlib
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import sentencepiece as spm
@@ -291,3 +294,57 @@ def test_bad_text(name, mine):
     for bad in ("one string", ["ok", None], [b"bytes"]):
         with pytest.raises(TypeError, match=r"encode_batch takes a list of str \(for one text, use encode\)"):
             tok.encode_batch(bad)
+
+
+# ---------------------------------------------------------------- T5's real vocabulary, as flan-T5 uses it
+REAL = Path(__file__).resolve().parents[1] / "docs" / "data" / "flan-t5-tokenizer"  # shipped, Apache-2.0
+QUESTION_EN, QUESTION_ZH = "Where is Ganymede in our solar system?", "伽尼米德在我们的太阳系中的位置"
+
+
+@pytest.fixture(scope="module")
+def flan_t5():
+    return Tokenizer.from_pretrained(REAL)
+
+
+def test_the_shipped_vocabulary_is_the_file_its_readme_names():
+    digest = hashlib.sha256((REAL / "tokenizer.json").read_bytes()).hexdigest()
+    readme = (REAL / "README.md").read_text(encoding="utf-8")
+    assert f"sha256 `{digest}`" in readme  # the README says which file this is; the two must not drift apart
+    assert "Apache License" in (REAL / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_real_vocabulary_layout(flan_t5):
+    assert (flan_t5.vocab_size, flan_t5.num_sentinels) == (32100, 100)
+    assert [flan_t5.piece(i) for i in range(3)] == ["<pad>", "</s>", "<unk>"]
+    assert flan_t5.sentinel_id(0) == 32099 and flan_t5.sentinel_id(99) == 32000  # at the top, counting down
+    assert flan_t5.encode("Hello<extra_id_0>world")[1] == 32099
+
+
+def test_real_vocabulary_matches_transformers(flan_t5):
+    ref = AutoTokenizer.from_pretrained(REAL)
+    assert len(ref) == flan_t5.vocab_size
+    for text in TRICKY + [LONG, QUESTION_EN, QUESTION_ZH, "木卫三是木星的卫星。", "伽尼米德在哪里？"]:
+        ids = flan_t5.encode(text)
+        assert ids == ref(text).input_ids, text
+        for skip in (True, False):
+            assert flan_t5.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip), text
+
+
+def test_flan_t5_cannot_read_chinese(flan_t5):
+    """What docs/tokens.md says: the course's question in English is 12 pieces, in Chinese one <unk>; the
+    vocabulary holds no Chinese character at all."""
+    en = flan_t5.encode(QUESTION_EN)
+    assert [flan_t5.piece(i) for i in en] == ["▁Where", "▁is", "▁Gan", "y", "med", "e", "▁in", "▁our", "▁solar",
+                                              "▁system", "?", "</s>"]
+    assert flan_t5.decode(en) == QUESTION_EN
+    for chinese in (QUESTION_ZH, "木卫三是木星的卫星。", "伽"):
+        assert flan_t5.encode(chinese) == [3, 2, 1]  # ▁, one <unk> for the whole run of characters, </s>
+        assert flan_t5.decode(flan_t5.encode(chinese)) == ""  # nothing of the question comes back
+    assert not any("\u4e00" <= ch <= "\u9fff" for i in range(flan_t5.vocab_size) for ch in flan_t5.piece(i))
+    # Google's spiece.model normalizes with NFKC first (the shipped file has no normalizer): then the full-width
+    # ？ becomes ? and survives, the characters do not.
+    assert flan_t5.encode("伽尼米德在哪里？") == [3, 2, 1]
+    nfkc = Tokenizer.from_pretrained(REAL)
+    nfkc._backend.normalizer = tokenizers.normalizers.NFKC()
+    assert [nfkc.piece(i) for i in nfkc.encode("伽尼米德在哪里？")] == ["▁", "<unk>", "?", "</s>"]
+    assert nfkc.encode(QUESTION_ZH) == flan_t5.encode(QUESTION_ZH) and nfkc.encode(QUESTION_EN) == en

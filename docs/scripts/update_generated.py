@@ -76,7 +76,7 @@ def blocks(text: str):
 
 
 def markdown_files():
-    return sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+    return sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md", ROOT / "README.zh-CN.md"]
 
 
 def main():
