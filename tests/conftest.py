@@ -58,3 +58,30 @@ def hf_folder(tmp_path_factory):
 def variant(request):
     """Every T5 variant of hf_models.VARIANTS in turn."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def doc_script():
+    """A script of docs/scripts/ imported as a module: doc_script("common") (its folder on sys.path meanwhile,
+    so that it can import its neighbours)."""
+    import importlib.util
+    from pathlib import Path
+    scripts = Path(__file__).resolve().parents[1] / "docs" / "scripts"
+
+    def load(name: str):
+        sys.path.insert(0, str(scripts))
+        try:
+            spec = importlib.util.spec_from_file_location(f"docs_script_{name}", scripts / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(scripts))
+        return module
+    return load
+
+
+@pytest.fixture
+def variant_model(variant, hf_folder):
+    """A fresh minit5 model of every variant in turn, EOS made likely so that generation ends at varied steps."""
+    from minit5 import T5
+    return T5.from_pretrained(hf_folder(variant, eos_likely=True))

@@ -16,37 +16,32 @@ from minit5.generate import DecodeState
 from minit5.quant import quantize
 
 
-@pytest.fixture
-def model(variant, hf_folder):  # every variant (conftest.py), a fresh model for each test
-    return T5.from_pretrained(hf_folder(variant, eos_likely=True))
+def uncompiled(variant_model, encoded, attention_mask, max_len):
+    return CompiledDecodeState(variant_model, encoded, attention_mask, max_len, compile=False)
 
 
-def uncompiled(model, encoded, attention_mask, max_len):
-    return CompiledDecodeState(model, encoded, attention_mask, max_len, compile=False)
-
-
-def test_step_equals_readable_and_fast_step(model):
-    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
-    tokens = torch.randint(3, model.config.vocab_size, (3, 9))
+def test_step_equals_readable_and_fast_step(variant_model):
+    input_ids, attention_mask, _ = padded_batch(variant_model.config.vocab_size, seed=4, batch=3, src_len=10)
+    tokens = torch.randint(3, variant_model.config.vocab_size, (3, 9))
     tokens[:, 0] = 0
-    readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
-    fast = step_logits(FastDecodeState, model, input_ids, attention_mask, tokens)
-    ours = step_logits(uncompiled, model, input_ids, attention_mask, tokens)
+    readable = step_logits(DecodeState, variant_model, input_ids, attention_mask, tokens)
+    fast = step_logits(FastDecodeState, variant_model, input_ids, attention_mask, tokens)
+    ours = step_logits(uncompiled, variant_model, input_ids, attention_mask, tokens)
     assert (ours - readable).abs().max().item() <= 1e-5
     assert (ours - fast).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("kwargs", [dict(num_beams=1), dict(num_beams=4), dict(num_beams=3, length_penalty=0.5),
                                     dict(do_sample=True, top_p=0.9)])
-def test_generate_gives_the_readable_tokens(model, kwargs, monkeypatch):
+def test_generate_gives_the_readable_tokens(variant_model, kwargs, monkeypatch):
     # generate(step="compiled") with the step left uncompiled: the state, padding and beam reordering are the same
     monkeypatch.setattr(compiled, "compiled_step", lambda: compiled.decode_step)
-    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=5, batch=4, src_len=10)
+    input_ids, attention_mask, _ = padded_batch(variant_model.config.vocab_size, seed=5, batch=4, src_len=10)
     runs = []
     for options in (dict(step="readable"), dict(step="compiled")):
         generator = torch.Generator().manual_seed(0)
-        runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, generator=generator, **kwargs,
-                                   **options))
+        runs.append(variant_model.generate(input_ids, attention_mask, max_new_tokens=10, generator=generator,
+                                           **kwargs, **options))
     assert torch.equal(runs[0], runs[1])
 
 

@@ -4,31 +4,17 @@ Each docs script that reconstructs something from minit5 (the beam-search tree, 
 attention pairs in the last position bucket) is checked here against a direct computation, on a random tiny model.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from minit5.model import relative_position_bucket
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
 
 
-def script(name):
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location(f"docs_script_{name}", SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
 
-
-def test_share_in_last_bucket_equals_counting_every_pair():
-    context_window = script("context_window")
+def test_share_in_last_bucket_equals_counting_every_pair(doc_script):
+    context_window = doc_script("context_window")
     for length in (100, 257):
         pos = torch.arange(length)
         relative = pos[None, :] - pos[:, None]  # (query, key)
@@ -45,8 +31,8 @@ def test_share_in_last_bucket_equals_counting_every_pair():
     assert context_window.first_distance_of_last_bucket(False) == 113
 
 
-def test_beam_tree_reconstructs_the_search_that_generate_runs():
-    beam_tree, common = script("draw_beam_tree"), script("common")
+def test_beam_tree_reconstructs_the_search_that_generate_runs(doc_script):
+    beam_tree, common = doc_script("draw_beam_tree"), doc_script("common")
     model, tokenizer, _ = common.random_model(seed=1)
     for max_new_tokens in (3, 6):
         state, best = beam_tree.run(model, tokenizer, "Where is Ganymede?", 4, max_new_tokens)  # asserts = generate
@@ -60,8 +46,8 @@ def test_beam_tree_reconstructs_the_search_that_generate_runs():
                 assert abs(node_score - expected) < 1e-4
 
 
-def test_kv_cache_steps_grow_by_one_position_and_cross_attention_is_made_once():
-    kv_cache, common = script("draw_kv_cache"), script("common")
+def test_kv_cache_steps_grow_by_one_position_and_cross_attention_is_made_once(doc_script):
+    kv_cache, common = doc_script("draw_kv_cache"), doc_script("common")
     model, tokenizer, _ = common.random_model()
     steps, prompt_tokens, max_len, shape, _ = kv_cache.record(model, tokenizer, "Io?", 5)
     assert [length for _, length, _ in steps] == list(range(1, len(steps) + 1))
@@ -70,14 +56,14 @@ def test_kv_cache_steps_grow_by_one_position_and_cross_attention_is_made_once():
     assert tuple(shape) == (1, model.config.num_heads, 5, model.config.d_kv)
 
 
-def test_chinese_figures_without_a_cjk_font_stop_with_a_sentence(monkeypatch):
+def test_chinese_figures_without_a_cjk_font_stop_with_a_sentence(monkeypatch, doc_script):
     """--zh draws Chinese labels; without a CJK font matplotlib would draw empty boxes, so the scripts stop and say
     which font to install (docs/scripts/common.py use_chinese_font)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    common = script("common")
+    common = doc_script("common")
     monkeypatch.setattr(common, "CJK_FONTS", ("No Such Font SC",))
     with pytest.raises(SystemExit) as stop:
         common.use_chinese_font(plt)

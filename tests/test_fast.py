@@ -10,29 +10,24 @@ from minit5.fast import SEVERAL_ROWS, FastDecodeState, fastest_for_rows, prepare
 from minit5.generate import DecodeState
 
 
-@pytest.fixture
-def model(variant, hf_folder):  # every variant (conftest.py), a fresh model for each test
-    return T5.from_pretrained(hf_folder(variant, eos_likely=True))
-
-
-def test_fast_step_equals_readable_step(model):
-    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=4, batch=3, src_len=10)
-    tokens = torch.randint(3, model.config.vocab_size, (3, 9))
+def test_fast_step_equals_readable_step(variant_model):
+    input_ids, attention_mask, _ = padded_batch(variant_model.config.vocab_size, seed=4, batch=3, src_len=10)
+    tokens = torch.randint(3, variant_model.config.vocab_size, (3, 9))
     tokens[:, 0] = 0
-    readable = step_logits(DecodeState, model, input_ids, attention_mask, tokens)
-    fast = step_logits(FastDecodeState, model, input_ids, attention_mask, tokens)
+    readable = step_logits(DecodeState, variant_model, input_ids, attention_mask, tokens)
+    fast = step_logits(FastDecodeState, variant_model, input_ids, attention_mask, tokens)
     assert (fast - readable).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("kwargs", [dict(num_beams=1), dict(num_beams=4), dict(num_beams=3, length_penalty=0.5),
                                     dict(do_sample=True, top_p=0.9)])
-def test_fast_and_readable_generate_the_same_tokens(model, kwargs):
-    input_ids, attention_mask, _ = padded_batch(model.config.vocab_size, seed=5, batch=4, src_len=10)
+def test_fast_and_readable_generate_the_same_tokens(variant_model, kwargs):
+    input_ids, attention_mask, _ = padded_batch(variant_model.config.vocab_size, seed=5, batch=4, src_len=10)
     runs = []
     for step in ("readable", "fast"):
         generator = torch.Generator().manual_seed(0)
-        runs.append(model.generate(input_ids, attention_mask, max_new_tokens=10, step=step, generator=generator,
-                                   **kwargs))
+        runs.append(variant_model.generate(input_ids, attention_mask, max_new_tokens=10, step=step,
+                                           generator=generator, **kwargs))
     assert torch.equal(runs[0], runs[1])
 
 

@@ -4,7 +4,6 @@ metrics.jsonl (docs/scripts/draw_demo_loss.py), the explore page's Chinese scree
 (docs/scripts/draw_chinese_prompt.py). The pictures in docs/img/ come from the trained demo model: the commands are
 in the scripts' docstrings."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,15 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "docs" / "scripts"
 
 
-def script(name):
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location(f"docs_script_{name}", SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
 
 
 def fake_run(folder: Path) -> Path:
@@ -40,16 +30,16 @@ def fake_run(folder: Path) -> Path:
     return folder
 
 
-def test_demo_loss_curves_count_each_step_once(tmp_path):
-    loss = script("draw_demo_loss")
+def test_demo_loss_curves_count_each_step_once(tmp_path, doc_script):
+    loss = doc_script("draw_demo_loss")
     rows = loss.read_rows(fake_run(tmp_path) / "metrics.jsonl")
     train, held_out = loss.curves(rows)
     assert train == [(10, 0.5), (20, 0.25), (30, 5.0 / 30), (40, 0.1), (50, 0.08), (60, 0.05)]
     assert held_out == [(50, 0.4)]
 
 
-def test_demo_loss_in_both_languages(tmp_path):
-    loss = script("draw_demo_loss")
+def test_demo_loss_in_both_languages(tmp_path, doc_script):
+    loss = doc_script("draw_demo_loss")
     rows = loss.read_rows(fake_run(tmp_path) / "metrics.jsonl")
     labels = {}
     with warnings.catch_warnings():
@@ -73,8 +63,8 @@ def test_demo_loss_without_a_run_says_so(tmp_path):
     assert "no metrics at" in result.stderr and "python train.py" in result.stderr
 
 
-def test_the_chinese_prompt_figure_shows_the_real_tokens():
-    chars, per_char, eos, zh_ids, en_ids, sp = script("draw_chinese_prompt").tokens()
+def test_the_chinese_prompt_figure_shows_the_real_tokens(doc_script):
+    chars, per_char, eos, zh_ids, en_ids, sp = doc_script("draw_chinese_prompt").tokens()
     assert "".join(chars) == "伽尼米德在我们的太阳系中的位置"
     assert per_char[0] == [231, 191, 192] and all(len(ids) == 3 for ids in per_char)  # 伽 = E4 BC BD, id = byte + 3
     assert eos == 1 and zh_ids == [3, 2, 1] and len(en_ids) == 12
