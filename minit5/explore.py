@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 
 from .generate import LONG_PROMPT
+from .loading import DEFAULT_MODEL, LoadError, load_for_inference
 
-DEFAULT_MODEL = "out/demo"  # where `python train.py` saves its model (as in generate.py)
 STATIC = Path(__file__).with_name("explore_static")  # index.html, app.js, style.css
 PACKAGE = Path(__file__).resolve().parent  # minit5/: its code is shown by /source
 REPOSITORY = PACKAGE.parent  # the guide (docs/) is shown by /source when the package runs from a clone
@@ -533,21 +533,6 @@ class ExploreServer(ThreadingHTTPServer):
 # --------------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------------
-def load(name: str):
-    """(model, tokenizer) of a folder or hub id, or SystemExit with one sentence (as generate.py)."""
-    from .checkpoint import CheckpointError
-    from .model import T5
-    from .tokenizer import Tokenizer, TokenizerError
-
-    if name == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
-        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
-                         f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
-    try:
-        return T5.from_pretrained(name), Tokenizer.from_pretrained(name)
-    except (CheckpointError, TokenizerError) as e:
-        raise SystemExit(f"error: {e}")
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minit5.explore", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -559,7 +544,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be between 0 and 65535, got {args.port}")
-    model, tokenizer = load(args.model)
+    try:
+        model, tokenizer = load_for_inference(args.model)
+    except LoadError as e:
+        raise SystemExit(f"error: {e}")
     try:
         server = ExploreServer(Explorer(model, tokenizer, args.model), args.host, args.port, verbose=not args.quiet)
     except OSError as e:
