@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from minit5 import T5, T5Config, Tokenizer
-from minit5.explore import QUEUE, ExploreServer, Explorer, cross_attention
+from minit5.explore import QUEUE, ExploreServer, Explorer
+from minit5.trace import cross_attention
 
 ROOT = Path(__file__).resolve().parents[1]
 GANYMEDE = "Where is Ganymede?"
