@@ -2,7 +2,7 @@
 
     trace(model, tokenizer, "Where is Ganymede?", settings)  -> a dict that JSON can hold (docs/explore.md lists it)
 
-    model.generate(..., watch=recorder) ─► GreedyRecorder   each step's top candidates (before and after the filters)
+    model.generate(..., watch=recorder) ─► GreedyRecorder   each step's top candidates (before, after the filters)
                                       └► BeamRecorder     the beam tree: every candidate of every step, and its fate
     cross_attention(model, prompt, answer) ─► (layers, heads, steps, prompt tokens): where each step looked
 
@@ -197,9 +197,9 @@ def cross_attention(model, input_ids, decoder_input_ids):
 def trace(model, tokenizer, prompt: str, settings: dict, name: str = "", stop=None) -> dict:
     """Generate with model.generate and record every step; docs/explore.md lists the fields. settings: generate's
     keyword arguments (max_new_tokens, num_beams, do_sample, temperature, top_k, top_p, length_penalty,
-    early_stopping) plus seed and top (how many candidates to show per step). stop: called after every step;
-    when it returns True the generation ends with Stopped. The hooks and the fast step's weights belong to the
-    whole model, so one trace at a time per model (the server holds a lock)."""
+    early_stopping) plus seed and top (how many candidates to show per step). stop: called before the first step
+    and after every step; when it returns True the generation ends with Stopped. The hooks and the fast step's
+    weights belong to the whole model, so one trace at a time per model (the server holds a lock)."""
     started = time.perf_counter()
     ids = tokenizer.encode(prompt)
     input_ids = torch.tensor([ids])  # (1, S)
@@ -213,12 +213,15 @@ def trace(model, tokenizer, prompt: str, settings: dict, name: str = "", stop=No
         if stop is not None and stop():
             raise Stopped
 
+    if stop is not None and stop():  # e.g. a request that waited in the queue while its client left
+        raise Stopped
     out = model.generate(input_ids, max_new_tokens=s["max_new_tokens"], num_beams=s["num_beams"],
                          do_sample=s["do_sample"], temperature=s["temperature"], top_k=s["top_k"], top_p=s["top_p"],
                          length_penalty=s["length_penalty"], early_stopping=s["early_stopping"],
                          generator=torch.Generator().manual_seed(s["seed"]), watch=watch)
     answer = out[0].tolist()  # [decoder start, token, ..., </s>]: a batch of one has no fill
-    attention = cross_attention(model, input_ids, torch.tensor([answer[:-1]]))  # (L, H, T, S)
+    attention = cross_attention(model, input_ids, torch.tensor([answer[:-1]]))  # (L, H, T, S); 4 decimals below,
+    # rounded in float64 so that JSON writes 0.0007, not float32's 0.000699999975040555
     completion = answer[1:]
     finished = recorder.finished() if beams else None
     details = recorder.step_details(completion)
@@ -228,7 +231,7 @@ def trace(model, tokenizer, prompt: str, settings: dict, name: str = "", stop=No
     for t, (token, detail) in enumerate(zip(chosen, details)):
         steps.append(dict(step=t + 1, input=inputs[t], chosen=token, kept=detail["kept"],
                           candidates=detail["candidates"],
-                          attention=attention[:, :, t].mul(1e4).round().div(1e4).tolist()))  # (L, H, S)
+                          attention=attention[:, :, t].double().mul(1e4).round().div(1e4).tolist()))  # (L, H, S)
     result = dict(
         model=name, settings=settings,
         prompt=dict(text=prompt, tokens=token_rows(tokenizer, ids), length=len(ids), window=LONG_PROMPT),
