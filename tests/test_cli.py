@@ -207,17 +207,16 @@ def test_a_non_editable_install_gives_every_command(tmp_path):
     shutil.copytree(ROOT / "minit5", source / "minit5", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    prefix = tmp_path / "installed"
+    site = tmp_path / "installed"  # --target: into a folder of its own (--prefix would uninstall this venv's minit5)
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", "--no-warn-script-location", "--prefix", str(prefix),
+                              "--no-build-isolation", "--no-warn-script-location", "--target", str(site),
                               str(source)], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
-    site = next(prefix.glob("lib/python*/site-packages"))
     assert (site / "minit5" / "explore_static" / "index.html").is_file()  # the page ships in the package
-    assert all((prefix / "bin" / name).is_file() for name in scripts)
+    assert all((site / "bin" / name).is_file() for name in scripts)
     env = {**os.environ, "PYTHONPATH": str(site)}
     # every entry point in one process (each imports torch), and one installed command as a user runs it
-    command = subprocess.Popen([str(prefix / "bin" / "minit5-generate"), "--help"], cwd=tmp_path, env=env,
+    command = subprocess.Popen([str(site / "bin" / "minit5-generate"), "--help"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checked = subprocess.run([sys.executable, "-c", CHECK_INSTALLED], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=120)
