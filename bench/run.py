@@ -211,10 +211,10 @@ class Bench:
                   ("greedy batch 16 mixed prompts, 32 new", 16, 48, 32, 1, True))
 
     def ctranslate2_times(self, cases, reps) -> dict:
-        """Median seconds of CTranslate2 (fp32 and int8) on each case, in a process of its own. Same process as
-        minit5 would be unfair to both: CTranslate2's OpenMP threads keep spinning for a while after each call
-        (Intel OpenMP's KMP_BLOCKTIME), taking the cores from whatever runs next, and torch's threads do the same.
-        The weights go through CTranslate2's own converter. It reads the vocabulary from a tokenizer, so the folder
+        """Median seconds of CTranslate2 (fp32 and int8) on each case, in a process of its own (bench/ctranslate2_worker.py).
+        Same process as minit5 would be unfair to both: CTranslate2's OpenMP threads keep spinning for a while after
+        each call (Intel OpenMP's KMP_BLOCKTIME), taking the cores from whatever runs next, and torch's threads do the
+        same. The weights go through CTranslate2's own converter. It reads the vocabulary from a tokenizer, so the folder
         gets a word-level one whose token i is "t{i}": CTranslate2 takes token strings, and "t{id}" spells exactly
         the ids minit5 gets."""
         from tokenizers import Tokenizer as RawTokenizer, models
@@ -224,32 +224,8 @@ class Bench:
             vocab = {**specials, **{f"t{i}": i for i in range(3, self.config.vocab_size)}}
             PreTrainedTokenizerFast(tokenizer_object=RawTokenizer(models.WordLevel(vocab, unk_token="<unk>")),
                                     pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(self.folder)
-        script = textwrap.dedent("""
-            import json, statistics, sys, time
-            import ctranslate2
-            folder, threads, reps, cases = json.loads(sys.argv[1])
-            times = {}
-            for quantization in ("float32", "int8"):
-                out = f"{folder}/ctranslate2-{quantization}"
-                ctranslate2.converters.TransformersConverter(folder).convert(out, quantization=quantization,
-                                                                             force=True)
-                translator = ctranslate2.Translator(out, device="cpu", compute_type=quantization,
-                                                    inter_threads=1, intra_threads=threads)
-                for name, source, new_tokens, beams in cases:
-                    kw = dict(beam_size=beams, max_decoding_length=new_tokens, min_decoding_length=new_tokens,
-                              max_batch_size=0)
-                    check = translator.translate_batch(source, **kw)  # also the warm-up
-                    assert all(len(r.hypotheses[0]) == new_tokens for r in check), "length not forced"
-                    runs = []
-                    for _ in range(reps):
-                        start = time.perf_counter()
-                        translator.translate_batch(source, **kw)
-                        runs.append(time.perf_counter() - start)
-                    times[f"{quantization} {name}"] = statistics.median(runs)
-            print(json.dumps(times))
-        """)
-        out = subprocess.run([sys.executable, "-c", script, json.dumps([str(self.folder), self.args.threads, reps,
-                                                                        cases])],
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "ctranslate2_worker.py"),
+                              json.dumps([str(self.folder), self.args.threads, reps, cases])],
                              capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
         if out.returncode != 0:
             raise RuntimeError(f"the CTranslate2 process failed:\n{out.stderr[-2000:]}")
@@ -316,39 +292,48 @@ class Bench:
         t = median_time(lambda: a @ b, 5, warmup=2, sync=self.sync)
         return 2 * n ** 3 / t
 
-    def train(self):
-        batch, src, tgt = 8, 512, 114
+    TRAIN_BATCH = (8, 512, 114)  # sequences, input tokens, target tokens: a typical fine-tuning batch
+
+    def training_batch(self):
+        """(input_ids, attention_mask, labels) of TRAIN_BATCH, the same for both models."""
+        batch, src, tgt = self.TRAIN_BATCH
         ids, mask = self.prompts(batch, src)
         labels = torch.randint(3, 32000, (batch, tgt), generator=torch.Generator().manual_seed(1)).to(self.device)
+        return ids, mask, labels
+
+    def training_steps(self, hf, ours, autocast: bool = False):
+        """One training step of each model on training_batch(), as closures {"hf": step, "minit5": step}, and their
+        optimizers: fused AdamW over the trainable parameters (transformers' Trainer default, adamw_torch_fused, and
+        minit5's trainer's), bf16 autocast if asked. Used by the train and lora sections alike."""
+        ids, mask, labels = self.training_batch()
+        steps, optimizers = {}, {}
+        for name, model, call in (
+                ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
+                ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+
+            def step(model=model, call=call, optimizer=optimizer):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = call(model)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            steps[name], optimizers[name] = step, optimizer
+        return steps, optimizers
+
+    def train(self):
+        batch, src, tgt = self.TRAIN_BATCH
         peak = self.matmul_peak()
         flops = self.train_flops(batch, src, tgt)
         for autocast in ([False, True] if self.device.type == "cuda" or self.args.bf16_train or fast_bf16_cpu()
                          else [False]):
             hf, ours = self.models(torch.float32, attention="eager")
-            hf.train()
-            ours.train()
-            steps = {}
-            for name, model, call in (
-                    ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
-                    ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
-                # fused AdamW: transformers' Trainer default (adamw_torch_fused) and minit5's trainer's
-                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-
-                def step(model=model, call=call, optimizer=optimizer):
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                        loss = call(model)
-                    loss.backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                steps[name] = step
+            steps, _ = self.training_steps(hf.train(), ours.train(), autocast)
             t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], 5, sync=self.sync)
-            results = {"hf": t_hf, "minit5": t_ours}
             tokens = batch * (src + tgt)
             label = "bf16 autocast" if autocast else "fp32"
-            self.add(f"training step 8 x (512 + 114), {label}", "tokens/s", tokens / results["hf"],
-                     tokens / results["minit5"],
-                     extra={"mfu_hf": round(flops / results["hf"] / peak, 3),
-                            "mfu_minit5": round(flops / results["minit5"] / peak, 3),
+            self.add(f"training step {batch} x ({src} + {tgt}), {label}", "tokens/s", tokens / t_hf, tokens / t_ours,
+                     extra={"mfu_hf": round(flops / t_hf / peak, 3), "mfu_minit5": round(flops / t_ours / peak, 3),
                             "matmul_peak_gflops": round(peak / 1e9, 1)})
 
     # ---------------------------------------------------------------------------------- memory and loading
@@ -374,25 +359,7 @@ class Bench:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def memory(self):
-        train_code = """
-            def run(which):
-                torch.manual_seed(0)
-                ids = torch.randint(3, 32000, (8, 512)); labels = torch.randint(3, 32000, (8, 114))
-                if which == "hf":
-                    model = T5ForConditionalGeneration.from_pretrained(folder).train()
-                    loss = lambda: model(input_ids=ids, labels=labels).loss
-                else:
-                    model = T5.from_pretrained(folder).train()
-                    loss = lambda: model(ids, labels=labels)[1]
-                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-                before = status_mib('VmRSS')
-                for _ in range(2):
-                    loss().backward(); opt.step(); opt.zero_grad(set_to_none=True)
-                return status_mib('VmHWM') - before
-        """
-        results = {}
-        for which in ("hf", "minit5"):
-            results[which] = self.fresh_process(train_code, f"run({which!r})")
+        results = {which: self.training_peak_memory(which, lora=False) for which in ("hf", "minit5")}
         self.add("training step peak memory above the loaded model", "MiB", results["hf"], results["minit5"],
                  higher_is_better=False)
         load_code = """
@@ -451,7 +418,7 @@ class Bench:
         label = f"LoRA r={self.LORA['r']} on {','.join(self.LORA['targets'])}"
         # Peak memory first, each in a fresh process, while this one holds no model: its timed steps of
         # flan-T5-base full fine-tuning below reach ~18 GiB, too much to have a measuring process beside them.
-        peaks = {lora: {w: self.lora_peak_memory(w, lora) for w in ("hf", "minit5")} for lora in (False, True)}
+        peaks = {lora: {w: self.training_peak_memory(w, lora) for w in ("hf", "minit5")} for lora in (False, True)}
         for lora in (False, True):
             self.lora_speed(label if lora else "full fine-tuning", lora)
             release_memory()
@@ -462,22 +429,9 @@ class Bench:
     def lora_speed(self, kind: str, lora: bool):
         """Trainable parameters, AdamW state and tokens/s of one kind of step, both models. In a method of its own
         so that the models, optimizers and step closures are freed when it returns."""
-        batch, src, tgt = 8, 512, 114
-        ids, mask = self.prompts(batch, src)
-        labels = torch.randint(3, 32000, (batch, tgt), generator=torch.Generator().manual_seed(1)).to(self.device)
+        batch, src, tgt = self.TRAIN_BATCH
         hf, ours = self.lora_models(lora)
-        steps, optimizers = {}, {}
-        for name, model, call in (
-                ("hf", hf, lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss),
-                ("minit5", ours, lambda m: m(ids, attention_mask=mask, labels=labels)[1])):
-            trainable = [p for p in model.parameters() if p.requires_grad]
-            optimizers[name] = optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True)
-
-            def step(model=model, call=call, optimizer=optimizer):
-                call(model).backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            steps[name] = step
+        steps, optimizers = self.training_steps(hf, ours)
         t_hf, t_ours = paired_median_times(steps["hf"], steps["minit5"], self.args.reps, sync=self.sync)
         counts = {n: sum(p.numel() for p in m.parameters() if p.requires_grad) for n, m in (("hf", hf),
                                                                                              ("minit5", ours))}
@@ -485,27 +439,28 @@ class Bench:
                            if torch.is_tensor(t)) / 2 ** 20 for n, o in optimizers.items()}
         self.add(f"{kind}: trainable parameters", "params", counts["hf"], counts["minit5"], higher_is_better=False)
         self.add(f"{kind}: AdamW state", "MiB", state_mib["hf"], state_mib["minit5"], higher_is_better=False)
-        self.add(f"{kind}: training step 8 x (512 + 114), fp32", "tokens/s", batch * (src + tgt) / t_hf,
+        self.add(f"{kind}: training step {batch} x ({src} + {tgt}), fp32", "tokens/s", batch * (src + tgt) / t_hf,
                  batch * (src + tgt) / t_ours)
 
-    def lora_peak_memory(self, which: str, lora: bool) -> float:
-        """MiB above the loaded model at the peak of two training steps, in a fresh process."""
-        c = self.LORA
+    def training_peak_memory(self, which: str, lora: bool) -> float:
+        """MiB above the loaded model at the peak of two training steps on TRAIN_BATCH (with LoRA if lora), in a
+        fresh process. The memory section measures full fine-tuning with it, the lora section both kinds."""
+        c, (batch, src, tgt) = self.LORA, self.TRAIN_BATCH
         code = f"""
             def run(which, lora):
-                from peft import LoraConfig, get_peft_model
-                from minit5.lora import add_lora
                 torch.manual_seed(0)
-                ids = torch.randint(3, 32000, (8, 512)); labels = torch.randint(3, 32000, (8, 114))
+                ids = torch.randint(3, 32000, ({batch}, {src})); labels = torch.randint(3, 32000, ({batch}, {tgt}))
                 if which == "hf":
                     model = T5ForConditionalGeneration.from_pretrained(folder).train()
                     if lora:
+                        from peft import LoraConfig, get_peft_model
                         model = get_peft_model(model, LoraConfig(r={c['r']}, lora_alpha={c['alpha']},
                                                target_modules={c['targets']!r}, task_type="SEQ_2_SEQ_LM"))
                     loss = lambda: model(input_ids=ids, labels=labels).loss
                 else:
                     model = T5.from_pretrained(folder).train()
                     if lora:
+                        from minit5.lora import add_lora
                         add_lora(model, r={c['r']}, alpha={c['alpha']}, targets={c['targets']!r})
                     loss = lambda: model(ids, labels=labels)[1]
                 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)

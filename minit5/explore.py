@@ -9,46 +9,65 @@ cross-attention of that step over the prompt per layer and head, and for beam se
 
 Everything on the page comes from one JSON endpoint, so the same traces can be scripted (docs/explore.md):
 
-    POST /api/generate  {"prompt": "Where is Ganymede?", "num_beams": 4}   -> the trace (Explorer.trace)
+    POST /api/generate  {"prompt": "Where is Ganymede?", "num_beams": 4}   -> the trace (minit5/trace.py)
     GET  /api/info                                                         -> the model, the defaults, the limits
 
-The completion is model.generate's own: the trace runs minit5/generate.py's loop with its `watch` hook, which
-hands over each step's numbers; the cross-attention comes from one teacher-forced pass of the readable
-decoder (minit5/model.py) over the chosen tokens. The server is Python's standard library; the page (HTML,
-JavaScript, CSS) ships in minit5/explore_static/ and fetches nothing from the internet.
+This file is the server: it checks each request, runs one trace at a time and answers in JSON. What a trace
+holds and how it is recorded (model.generate's `watch` hook, the cross-attention, the beam tree) is
+minit5/trace.py, which reads without any HTTP. The server is Python's standard library; the page (HTML,
+JavaScript, CSS) ships in minit5/explore_static/ and fetches nothing from the internet. Installed with pip, the
+same command is minit5-explore. It serves only its own page: other hosts, origins and sites are refused, and each
+request and connection is bounded (docs/explore.md, "Safety", says what that does and does not protect against).
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import io
+import ipaddress
 import json
 import math
 import re
+import socket
 import sys
 import threading
 import time
 import urllib.parse
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import torch
-
 from .generate import LONG_PROMPT
+from .loading import DEFAULT_MODEL, LoadError, load_for_inference
+from .trace import Stopped, trace
 
-DEFAULT_MODEL = "out/demo"  # where `python train.py` saves its model (as in generate.py)
 STATIC = Path(__file__).with_name("explore_static")  # index.html, app.js, style.css
 PACKAGE = Path(__file__).resolve().parent  # minit5/: its code is shown by /source
 REPOSITORY = PACKAGE.parent  # the guide (docs/) is shown by /source when the package runs from a clone
 
 # What one request may ask for. The bounds keep one request to about a second on the demo model and the
-# response small; they are reported by /api/info so the page can show them.
+# response small; they are reported by /api/info so the page can show them. trace_bytes bounds the JSON of one
+# trace (trace_size estimates it before generating): the cross-attention alone is steps x prompt tokens x decoder
+# blocks x heads numbers.
 LIMITS = dict(body_bytes=64 * 1024, prompt_tokens=1024, max_new_tokens=256, num_beams=8,
-              temperature=(0.01, 100.0), length_penalty=(-10.0, 10.0), top=50)
+              temperature=(0.01, 100.0), length_penalty=(-10.0, 10.0), top=50, trace_bytes=8 * 2**20)
 DEFAULTS = dict(max_new_tokens=32, num_beams=1, do_sample=False, temperature=1.0, top_k=0, top_p=1.0, seed=0,
                 length_penalty=1.0, early_stopping=False, top=10)
 QUEUE = 4  # generations running or waiting at once (one runs at a time); more get 429 "busy"
 DRAIN_BYTES = 16 * 1024 * 1024  # an oversized body up to this size is read and dropped, so the client sees the 413
+
+# What one connection may take (docs/explore.md, "Safety"). A connection is a thread: at most MAX_CONNECTIONS
+# are open at once, more get 503 at once. A request must arrive whole (request line, headers, body) within
+# REQUEST_SECONDS, however slowly its bytes trickle in, and an answer must be taken within as long.
+MAX_CONNECTIONS = 32
+REQUEST_SECONDS = 30.0
+MAX_URL = 16 * 1024  # bytes of the address (the page puts its form in it, the prompt included)
+HEADERS = {  # on every answer: the page loads only its own files, no page may frame it or learn where it was
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store",
+}
 
 
 class RequestError(ValueError):
@@ -62,19 +81,25 @@ class RequestError(ValueError):
 # --------------------------------------------------------------------------------------------------
 # Checking a request's settings
 # --------------------------------------------------------------------------------------------------
+def _shown(value) -> str:
+    """A client's value as an error message quotes it: JSON, cut to 40 characters."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _integer(body, key, low, high):
     value = body.get(key, DEFAULTS[key])
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(400, f"{key} must be an integer, got {json.dumps(value)}")
+        raise RequestError(400, f"{key} must be an integer, got {_shown(value)}")
     if not low <= value <= high:
-        raise RequestError(400, f"{key} must be between {low} and {high}, got {value}")
+        raise RequestError(400, f"{key} must be between {low} and {high}, got {_shown(value)}")
     return value
 
 
 def _number(body, key, low, high, low_open=False):
     value = body.get(key, DEFAULTS[key])
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RequestError(400, f"{key} must be a number, got {json.dumps(value)}")
+        raise RequestError(400, f"{key} must be a number, got {_shown(value)}")
     if not (low < value if low_open else low <= value) or value > high:
         interval = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
         raise RequestError(400, f"{key} must be in {interval}, got {value}")
@@ -84,7 +109,7 @@ def _number(body, key, low, high, low_open=False):
 def _flag(body, key):
     value = body.get(key, DEFAULTS[key])
     if not isinstance(value, bool):
-        raise RequestError(400, f"{key} must be true or false, got {json.dumps(value)}")
+        raise RequestError(400, f"{key} must be true or false, got {_shown(value)}")
     return value
 
 
@@ -96,12 +121,17 @@ def parse_request(body, vocab_size: int) -> tuple[str, dict]:
                                 f"got a JSON {type(body).__name__}")
     unknown = sorted(set(body) - {"prompt", *DEFAULTS})
     if unknown:
-        raise RequestError(400, f"unknown field {unknown[0]!r}; the fields are prompt, {', '.join(DEFAULTS)}")
+        raise RequestError(400, f"unknown field {unknown[0][:40]!r}; the fields are prompt, {', '.join(DEFAULTS)}")
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise RequestError(400, "prompt must be a string (the text to complete)")
     if not prompt.strip():
         raise RequestError(400, "the prompt is empty; write something for the model to complete")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON may spell half of a UTF-16 pair ("\\ud800"): that is not text
+        raise RequestError(400, f"the prompt holds a lone surrogate ({prompt[e.start]!r} at character {e.start}), "
+                                "which is not text; send the prompt as UTF-8") from None
     settings = dict(
         max_new_tokens=_integer(body, "max_new_tokens", 1, LIMITS["max_new_tokens"]),
         num_beams=_integer(body, "num_beams", 1, LIMITS["num_beams"]),
@@ -121,180 +151,22 @@ def parse_request(body, vocab_size: int) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Tokens as the page shows them
+# The model the server traces
 # --------------------------------------------------------------------------------------------------
-def token_rows(tokenizer, ids: list[int]) -> list[dict]:
-    """Each id with its piece and the text it adds. A byte of a multi-byte character adds "" until the
-    character's last byte, which adds the whole character (decoded over a few tokens back, as streaming does)."""
-    rows = []
-    for i, token_id in enumerate(ids):
-        start = max(0, i - 4)  # a UTF-8 character spans at most 4 bytes
-        before = tokenizer.decode(ids[start:i], skip_special_tokens=False)
-        after = tokenizer.decode(ids[start:i + 1], skip_special_tokens=False)
-        text = after[len(before):] if after.startswith(before) else tokenizer.decode([token_id],
-                                                                                       skip_special_tokens=False)
-        rows.append(dict(id=token_id, piece=tokenizer.piece(token_id), text=text))
-    return rows
+def trace_size(settings: dict, prompt_tokens: int, config) -> dict[str, int]:
+    """Bytes of JSON a trace can take at most, by part (generous per item, so that it bounds the real size):
+    per step the cross-attention over the prompt (decoder blocks x heads x prompt tokens numbers), the candidate
+    rows, and in beam search the tree's 2 x beams nodes; the prompt's and the answer's tokens once."""
+    steps, beams = settings["max_new_tokens"], settings["num_beams"]
+    return dict(attention=steps * config.num_decoder_layers * config.num_heads * (prompt_tokens * 8 + 2),
+                candidates=steps * (settings["top"] * (2 if settings["do_sample"] else 1) + 1) * 200,
+                beams=steps * 2 * beams * 220 if beams > 1 else 0,
+                tokens=(prompt_tokens + 2 * steps) * 120 + 2000)
 
 
-def _candidates(tokenizer, probs, chosen: int, top: int, filtered=None, scores=None) -> list[dict]:
-    """The top tokens of one step's distribution (probs: (V,)), the top of the filtered one too, and the chosen
-    token, most likely first. p is the model's probability; p_filtered the one sampled from (or None)."""
-    top = min(top, probs.numel())
-    ids = set(probs.topk(top).indices.tolist()) | {chosen}
-    if filtered is not None:  # the filtered distribution's top too, but not the tokens it removed
-        best = filtered.topk(top)
-        ids |= {i for i, p in zip(best.indices.tolist(), best.values.tolist()) if p > 0}
-    rows = []
-    for i in sorted(ids, key=lambda i: -float(probs[i])):
-        row = dict(id=i, piece=tokenizer.piece(i), text=tokenizer.decode([i], skip_special_tokens=False),
-                   p=round(float(probs[i]), 6), chosen=i == chosen)
-        if scores is not None:
-            row["logit"] = round(float(scores[i]), 4)
-        row["p_filtered"] = None if filtered is None else round(float(filtered[i]), 6)
-        rows.append(row)
-    return rows
-
-
-# --------------------------------------------------------------------------------------------------
-# Recording the decoding loop through generate's `watch` hook
-# --------------------------------------------------------------------------------------------------
-class GreedyRecorder:
-    """Greedy search and sampling: keeps each step's distribution (top tokens only, to keep the trace small)."""
-
-    def __init__(self, tokenizer, top: int, sampling: bool):
-        self.tokenizer, self.top, self.sampling = tokenizer, top, sampling
-        self.steps = []
-
-    def __call__(self, numbers):  # numbers: scores, filtered (1, V), tokens (1,)
-        scores = numbers["scores"][0]
-        probs = scores.softmax(-1)
-        filtered = numbers["filtered"][0].softmax(-1) if self.sampling else None
-        chosen = int(numbers["tokens"][0])
-        kept = int((filtered > 0).sum()) if self.sampling else None  # tokens left after top-k/top-p
-        self.steps.append(dict(candidates=_candidates(self.tokenizer, probs, chosen, self.top, filtered, scores),
-                               kept=kept))
-
-    def step_details(self, completion: list[int]) -> list[dict]:
-        return self.steps
-
-
-class BeamRecorder:
-    """Beam search: builds the beam tree. Node 0 is the decoder start; every candidate of every step becomes a
-    node whose parent is the running beam it extends. Status: running (kept as a beam), ended (ended with </s>
-    or at the length limit; "finished" if it is among the final finished hypotheses) or dropped."""
-
-    def __init__(self, tokenizer, top: int, start_id: int):
-        self.tokenizer, self.top = tokenizer, top
-        self.nodes = [dict(id=0, parent=None, step=0, token=start_id, piece=tokenizer.piece(start_id), text="",
-                           log_prob=0.0, score=0.0, status="running")]
-        self.next = {}  # node id -> the top tokens that beam proposed at the next step
-        self.running = [0]  # node of each running beam (at the start only beam 0 is live)
-        self.last = None  # the last step's numbers: the finished hypotheses
-        self.best_node = None  # the node where the best hypothesis ends (set by step_details)
-
-    def __call__(self, numbers):
-        log_probs = numbers["log_probs"]  # (beams, V): batch of one
-        step = self.nodes[self.running[0]]["step"] + 1
-        for beam, node in enumerate(self.running):
-            best = log_probs[beam].topk(min(self.top, log_probs.shape[-1]))
-            self.next[node] = [(int(i), float(v)) for v, i in zip(best.values, best.indices)]
-        first = len(self.nodes)
-        survive = set(numbers["survive"][0].tolist())
-        for k, (beam, token, score, done) in enumerate(zip(*(numbers[key][0].tolist() for key in (
-                "cand_beam", "cand_token", "cand_scores", "cand_done")))):
-            status = "running" if k in survive else "ended" if done else "dropped"
-            self.nodes.append(dict(id=len(self.nodes), parent=self.running[beam], step=step, token=token,
-                                   piece=self.tokenizer.piece(token),
-                                   text=self.tokenizer.decode([token], skip_special_tokens=False),
-                                   log_prob=round(float(log_probs[beam, token]), 5), score=round(score, 5),
-                                   status=status))
-        self.running = [first + k for k in numbers["survive"][0].tolist()]
-        self.last = numbers
-
-    def path(self, node: int) -> list[int]:
-        """The tokens from the start to this node (start token excluded)."""
-        tokens = []
-        while self.nodes[node]["parent"] is not None:
-            tokens.append(self.nodes[node]["token"])
-            node = self.nodes[node]["parent"]
-        return tokens[::-1]
-
-    def finished(self) -> list[dict]:
-        """The finished hypotheses at the end, best first, each matched with its node in the tree."""
-        ended = {tuple(self.path(n["id"])): n["id"] for n in self.nodes if n["status"] == "ended"}
-        hypotheses = []
-        last = self.last
-        for j in range(last["finished"].shape[1]):
-            score = float(last["finished_scores"][0, j])
-            if not bool(last["is_finished"][0, j]) or score < -1e8:  # an empty slot
-                continue
-            length = int(last["finished_lengths"][0, j])
-            ids = last["finished"][0, j, 1:1 + length].tolist()
-            node = ended.get(tuple(ids))
-            if node is not None:
-                self.nodes[node]["status"] = "finished"
-            hypotheses.append(dict(node=node, ids=ids, text=self.tokenizer.decode(ids), length=length,
-                                   score=round(score, 5)))
-        return hypotheses
-
-    def step_details(self, completion: list[int]) -> list[dict]:
-        """Per step of the best hypothesis: the top tokens its beam proposed, with probabilities."""
-        node = next((n["id"] for n in self.nodes if n["status"] in ("ended", "finished")
-                     and self.path(n["id"]) == completion), None)
-        chain = []
-        while node is not None and self.nodes[node]["parent"] is not None:
-            chain.append(node)
-            node = self.nodes[node]["parent"]
-        details = []
-        for node in reversed(chain):
-            parent, chosen = self.nodes[node]["parent"], self.nodes[node]["token"]
-            proposed = dict(self.next.get(parent, []))
-            proposed[chosen] = self.nodes[node]["log_prob"]
-            probs = {i: math.exp(v) for i, v in proposed.items()}
-            candidates = [dict(id=i, piece=self.tokenizer.piece(i),
-                               text=self.tokenizer.decode([i], skip_special_tokens=False), p=round(p, 6),
-                               chosen=i == chosen, p_filtered=None)
-                          for i, p in sorted(probs.items(), key=lambda item: -item[1])]
-            details.append(dict(candidates=candidates, kept=None))
-        self.best_node = chain[0] if chain else None
-        return details
-
-
-# --------------------------------------------------------------------------------------------------
-# Cross-attention of the chosen tokens
-# --------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def cross_attention(model, input_ids, decoder_input_ids):
-    """Cross-attention probabilities of every decoder block for one teacher-forced pass: (layers, heads, T, S).
-    Row t is the step that chose token t + 1: softmax(q·kᵀ + mask) of minit5/model.py Attention with
-    context = the encoder output, recomputed in a hook because the attention itself returns only the mix."""
-    maps = []
-
-    def record(module, args):
-        x, bias, context = args[:3]  # Block calls cross_attn(norm(x), cross_bias, encoder_output, ...)
-        q = module.split_heads(module.q(x))  # (B, H, T, Dh)
-        k = module.split_heads(module.k(context))  # (B, H, S, Dh)
-        scores = (q @ k.transpose(-1, -2)).float()  # (B, H, T, S); no 1/sqrt(Dh): T5 does not scale
-        if bias is not None:
-            scores = scores + bias.float()  # the padding mask (cross-attention has no position bias)
-        maps.append(scores.softmax(dim=-1)[0])
-
-    hooks = [block.cross_attn.register_forward_pre_hook(record) for block in model.decoder.blocks]
-    try:
-        model(input_ids.to(model.device), decoder_input_ids=decoder_input_ids.to(model.device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return torch.stack(maps)  # (layers, H, T, S)
-
-
-# --------------------------------------------------------------------------------------------------
-# The trace
-# --------------------------------------------------------------------------------------------------
 class Explorer:
-    """A model, its tokenizer, and the traces of its generations. One generation runs at a time (the lock):
-    the attention hooks and the fast path's weight layout belong to the whole model."""
+    """A model, its tokenizer, and the traces of its generations (minit5/trace.py). One generation runs at a time
+    (the lock): the attention hooks and the fast path's weight layout belong to the whole model."""
 
     def __init__(self, model, tokenizer, name: str):
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
@@ -307,46 +179,33 @@ class Explorer:
                                 num_heads=c.num_heads, vocab_size=c.vocab_size),
                     tokenizer=repr(self.tokenizer), window=LONG_PROMPT, defaults=DEFAULTS, limits=LIMITS)
 
-    def trace(self, prompt: str, settings: dict) -> dict:
-        """Generate with model.generate and record every step; see docs/explore.md for the fields."""
-        started = time.perf_counter()
-        ids = self.tokenizer.encode(prompt)
-        if len(ids) > LIMITS["prompt_tokens"]:
-            raise RequestError(413, f"the prompt has {len(ids):,} tokens; this page takes up to "
+    def check(self, prompt: str, settings: dict) -> None:
+        """RequestError (413) if the prompt is longer than the page takes, or its trace could be too large (saying
+        which setting to lower). Cheap: it runs before the request waits for the model."""
+        tokens = len(self.tokenizer.encode(prompt))
+        if tokens > LIMITS["prompt_tokens"]:
+            raise RequestError(413, f"the prompt has {tokens:,} tokens; this page takes up to "
                                     f"{LIMITS['prompt_tokens']:,}")
-        input_ids = torch.tensor([ids])  # (1, S)
-        s = settings
-        beams = s["num_beams"] > 1
-        config = self.model.config
-        recorder = (BeamRecorder(self.tokenizer, s["top"], config.decoder_start_token_id) if beams
-                    else GreedyRecorder(self.tokenizer, s["top"], s["do_sample"]))
-        generator = torch.Generator().manual_seed(s["seed"])
+        size = trace_size(settings, tokens, self.model.config)
+        if sum(size.values()) > LIMITS["trace_bytes"]:
+            c, s = self.model.config, settings
+            part = max(("attention", "candidates", "beams"), key=size.get)
+            what, lower = dict(
+                attention=(f"the cross-attention ({s['max_new_tokens']} steps x {tokens:,} prompt tokens x "
+                           f"{c.num_decoder_layers} decoder blocks x {c.num_heads} heads)",
+                           "max_new_tokens or shorten the prompt"),
+                candidates=(f"the candidates ({s['max_new_tokens']} steps x top {s['top']})", "top or max_new_tokens"),
+                beams=(f"the beam tree ({s['max_new_tokens']} steps x 2 x {s['num_beams']} beams)",
+                       "num_beams or max_new_tokens"))[part]
+            raise RequestError(413, f"this trace could take {sum(size.values()) / 2**20:.0f} MiB of JSON, over the "
+                                    f"{LIMITS['trace_bytes'] // 2**20} MiB a request may; most of it is {what}: "
+                                    f"lower {lower}")
+
+    def trace(self, prompt: str, settings: dict, stop=None) -> dict:
+        """minit5/trace.py trace, one at a time; see docs/explore.md for the fields."""
+        self.check(prompt, settings)
         with self.lock:
-            out = self.model.generate(input_ids, max_new_tokens=s["max_new_tokens"], num_beams=s["num_beams"],
-                                      do_sample=s["do_sample"], temperature=s["temperature"], top_k=s["top_k"],
-                                      top_p=s["top_p"], length_penalty=s["length_penalty"],
-                                      early_stopping=s["early_stopping"], generator=generator, watch=recorder)
-            answer = out[0].tolist()  # [decoder start, token, ..., </s>]: a batch of one has no fill
-            attention = cross_attention(self.model, input_ids, torch.tensor([answer[:-1]]))  # (L, H, T, S)
-        completion = answer[1:]
-        finished = recorder.finished() if beams else None
-        details = recorder.step_details(completion)
-        chosen = token_rows(self.tokenizer, completion)
-        inputs = token_rows(self.tokenizer, answer[:-1])
-        steps = []
-        for t, (token, detail) in enumerate(zip(chosen, details)):
-            steps.append(dict(step=t + 1, input=inputs[t], chosen=token, kept=detail["kept"],
-                              candidates=detail["candidates"],
-                              attention=attention[:, :, t].mul(1e4).round().div(1e4).tolist()))  # (L, H, S)
-        result = dict(
-            model=self.name, settings=settings,
-            prompt=dict(text=prompt, tokens=token_rows(self.tokenizer, ids), length=len(ids), window=LONG_PROMPT),
-            completion=dict(text=self.tokenizer.decode(completion), ids=completion),
-            steps=steps,
-            beams=dict(nodes=recorder.nodes, finished=finished, best=recorder.best_node) if beams else None,
-        )
-        result["seconds"] = round(time.perf_counter() - started, 3)
-        return result
+            return trace(self.model, self.tokenizer, prompt, settings, name=self.name, stop=stop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,32 +235,111 @@ def source_page(path: str, find: str) -> str | None:
             f'<pre>' + "\n".join(rows) + "</pre></body>")
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, each read given only the time left until the handler's deadline: a client that
+    sends a byte now and then cannot stretch one request past REQUEST_SECONDS."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        h = self.handler
+        left = h.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            h.connection.settimeout(left)
+            n = h.connection.recv_into(buffer)
+        except TimeoutError:
+            h.timed_out = True
+            raise
+        h.received += n
+        return n
+
+
 class Handler(BaseHTTPRequestHandler):
-    server_version = "minit5-explore"
-    timeout = 60  # seconds a connection may stay silent; a stalled client does not hold a thread forever
+    server_version = "minit5-explore"  # the Server header, without Python's version
+
+    def version_string(self):
+        return self.server_version
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # the plain reader: requests are read against a deadline instead
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self):
+        self.deadline, self.received, self.timed_out = time.monotonic() + self.server.request_seconds, 0, False
+        self.requestline, self.command = "", None  # until a request line arrives (the log and HEAD read them)
+        super().handle_one_request()  # on a timeout it closes the connection; say why if a request had begun
+        if self.timed_out and self.received:
+            self.request_version = "HTTP/1.1"  # a request line may not have arrived: answer with a status line
+            self.send_error_json(408, f"the request did not arrive whole within {self.server.request_seconds:g} s",
+                                 {"Connection": "close"})
+
+    # --- who may ask: checked for every request, before it is dispatched ------------------------
+    def parse_request(self) -> bool:
+        if not super().parse_request():  # a malformed request line or headers: send_error below answered
+            return False
+        if self.request_version == "HTTP/0.9":
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not served")
+            return False
+        if len(self.path) > MAX_URL:
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return False
+        refusal = self.server.refusal(self.headers)
+        if refusal:
+            self.close_connection = True
+            self.send_error_json(403, refusal)
+            return False
+        return True
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server calls this for what it cannot parse (a malformed request line, a URL or a header too long,
+        too many headers, an unknown method) and answers with an HTML page: answer in JSON, as everything else."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9" or not self.requestline:
+            self.request_version = "HTTP/1.1"  # so that the answer has a status line and headers
+        code = int(code)
+        sentence = {400: f"malformed request: {(message or 'Bad request')[:120]}; send METHOD /path HTTP/1.1",
+                    414: f"the address is longer than {MAX_URL:,} bytes; POST long prompts to /api/generate",
+                    431: f"the request's headers are too large ({message}): at most 100 headers of 64 KiB",
+                    501: f"{str(self.command)[:40]} is not supported here: GET the page, POST to /api/generate",
+                    505: "this server speaks HTTP/1.0 and HTTP/1.1"}.get(code, message or HTTPStatus(code).phrase)
+        if code == 501:  # an unknown method is the client's mistake: 405, as for PUT or DELETE
+            return self.send_error_json(405, sentence, {"Allow": "GET, HEAD, POST", "Connection": "close"})
+        self.send_error_json(code, sentence, {"Connection": "close"})
 
     # --- responses --------------------------------------------------------------------------------
     def send_body(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
         try:
+            self.connection.settimeout(self.server.request_seconds)  # bounds the whole answer (sendall)
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for key, value in (extra or {}).items():
+            for key, value in {"Content-Type": content_type, "Content-Length": str(len(body)), **HEADERS,
+                               **(extra or {})}.items():
                 self.send_header(key, value)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client left; nothing to do
+        except OSError:  # the client left, or does not read its answer
+            self.close_connection = True
+
+    @staticmethod
+    def json_bytes(obj) -> tuple[int, bytes]:
+        """(status, body): the object as JSON, or a 500 if it holds NaN or infinities (browsers refuse them)."""
+        try:
+            return 200, json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except ValueError:
+            return 500, json.dumps(dict(error="the trace holds NaN or infinite numbers (did the model's outputs "
+                                              "overflow?)", status=500)).encode("utf-8")
 
     def send_json(self, status: int, obj, extra: dict | None = None):
-        try:  # NaN and Infinity are not JSON: browsers refuse them
-            body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        except ValueError:
-            status, body = 500, json.dumps(dict(error="the trace holds NaN or infinite numbers (did the model's "
-                                                      "outputs overflow?)", status=500)).encode("utf-8")
-        self.send_body(status, body, "application/json; charset=utf-8", extra)
+        ok, body = self.json_bytes(obj)
+        self.send_body(status if ok == 200 else ok, body, "application/json; charset=utf-8", extra)
 
     def send_error_json(self, status: int, message: str, extra: dict | None = None):
         self.send_json(status, dict(error=message, status=status), extra)
@@ -409,6 +347,16 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         if self.server.verbose:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    def client_gone(self) -> bool:
+        """Whether the client has closed its connection (a peek that does not wait): then generating is wasted."""
+        try:
+            self.connection.settimeout(0)
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False  # connected, nothing sent: still waiting for its answer
+        except OSError:
+            return True
 
     # --- GET: the page, its files, the model's info, the code and the guide ---------------------
     def do_GET(self):
@@ -441,31 +389,39 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         path = urllib.parse.urlsplit(self.path).path
         if path != "/api/generate":
-            self.send_error_json(404, f"nothing to POST to at {path}; use /api/generate")
-            return
+            self.close_connection = True  # its body is not read
+            return self.send_error_json(404, f"nothing to POST to at {path}; use /api/generate")
         started = time.perf_counter()
+        explorer = self.server.explorer
         try:
             body = self.read_json()
-            prompt, settings = parse_request(body, self.server.explorer.model.config.vocab_size)
+            prompt, settings = parse_request(body, explorer.model.config.vocab_size)
+            explorer.check(prompt, settings)  # the prompt's length and the trace's size, before queueing
         except RequestError as e:
             return self.send_error_json(e.status, str(e))
-        if not self.server.take_slot():
+        if not self.server.slots.acquire(blocking=False):
             return self.send_error_json(429, f"busy: {QUEUE} generations are already running or waiting; try "
                                              "again in a moment", {"Retry-After": "1"})
-        try:
-            result = self.server.explorer.trace(prompt, settings)
+        try:  # the JSON is made inside the slot too: queued requests cannot pile up traces in memory
+            status, answer = self.json_bytes(explorer.trace(prompt, settings, stop=self.client_gone))
+        except Stopped:
+            self.close_connection = True
+            return self.log_message("the client left: generation stopped after %.2f s", time.perf_counter() - started)
         except RequestError as e:
             return self.send_error_json(e.status, str(e))
         except Exception as e:  # a bug, not the client's fault: say so, and keep serving
             return self.send_error_json(500, f"generation failed: {type(e).__name__}: {e}")
         finally:
-            self.server.give_slot()
-        self.send_json(200, result)
-        if self.server.verbose:
-            sys.stderr.write(f"generate {len(result['steps'])} steps in {time.perf_counter() - started:.2f} s: "
-                             f"{result['completion']['text']!r}\n")
+            self.server.slots.release()
+        self.send_body(status, answer, "application/json; charset=utf-8")
+        self.log_message("generate: %d bytes in %.2f s", len(answer), time.perf_counter() - started)
 
     def read_json(self):
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.partition(";")[0].strip().lower() != "application/json":
+            self.close_connection = True  # a browser sends a form or text/plain cross-site without asking first
+            raise RequestError(415, f"send the body as JSON with Content-Type: application/json (got "
+                                    f"{_shown(content_type) if content_type else 'no Content-Type'})")
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             raise RequestError(411, "send the request with a Content-Length header (chunked bodies are not read)")
@@ -495,6 +451,11 @@ class Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as e:
             raise RequestError(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column "
                                     f"{e.colno}") from None
+        except RecursionError:
+            raise RequestError(400, "the request body nests too deeply; send one JSON object of settings") from None
+        except ValueError:  # Python reads integers of up to sys.get_int_max_str_digits() digits
+            raise RequestError(400, f"the request body holds an integer of over {sys.get_int_max_str_digits():,} "
+                                    "digits; no setting needs one") from None
 
     def refuse(self):
         self.send_error_json(405, f"{self.command} is not supported here: GET the page, POST to /api/generate",
@@ -503,25 +464,30 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse
 
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
 class ExploreServer(ThreadingHTTPServer):
     daemon_threads = True  # a connection still open does not keep the process alive at Ctrl-C
 
-    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, verbose: bool = False):
+    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, verbose: bool = False,
+                 max_connections: int = MAX_CONNECTIONS, request_seconds: float = REQUEST_SECONDS):
         super().__init__((host, port), Handler)
-        self.explorer, self.verbose = explorer, verbose
-        self.busy = 0  # generations running or waiting for the explorer's lock
-        self._busy_lock = threading.Lock()
+        self.explorer, self.verbose, self.request_seconds = explorer, verbose, request_seconds
+        self.slots = threading.BoundedSemaphore(QUEUE)  # generations running or waiting for the explorer's lock
+        self.max_connections, self.connections = max_connections, threading.BoundedSemaphore(max_connections)
+        # The names a request may give in its Host header (with the bound port), as Jupyter does: a page on
+        # another domain that the attacker points at 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+        self.port = self.server_address[1]
+        name = f"[{host}]" if ":" in host else host
+        self.names = {"localhost", "127.0.0.1", "[::1]", name.lower()}
+        if host in WILDCARDS:  # every interface: the machine's addresses, and its host name
+            self.names.add(socket.gethostname().lower())
 
-    def take_slot(self) -> bool:
-        with self._busy_lock:
-            if self.busy >= QUEUE:
-                return False
-            self.busy += 1
-            return True
-
-    def give_slot(self):
-        with self._busy_lock:
-            self.busy -= 1
+    @property
+    def busy(self) -> int:
+        """How many generations run or wait now (for tests and logs: the semaphore's count of slots taken)."""
+        return QUEUE - self.slots._value
 
     @property
     def url(self) -> str:
@@ -529,25 +495,62 @@ class ExploreServer(ThreadingHTTPServer):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 
+    def host_allowed(self, value: str) -> bool:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?", value or "")
+        if match is None or int(match[2] or 80) != self.port:
+            return False
+        name = match[1].lower()
+        if name in self.names:
+            return True
+        try:  # with --host 0.0.0.0, any address of this machine: a numeric Host is never a rebound name
+            return self.server_address[0] in WILDCARDS and bool(ipaddress.ip_address(name.strip("[]")))
+        except ValueError:
+            return False
+
+    def refusal(self, headers) -> str | None:
+        """Why a request is refused (one sentence), or None. Only our own page may ask: the Host is one the server
+        was started for; a browser's Origin, if sent, is this server; and no other site's page made the request."""
+        host = headers.get("Host", "")
+        if not self.host_allowed(host):
+            return (f"Host {_shown(host) if host else '(none)'} is not this server, which answers at "
+                    f"127.0.0.1:{self.port}, localhost:{self.port} and the --host it was started with")
+        origin = headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host.lower()}":
+            return f"requests from other pages ({_shown(origin)}) are refused; open http://{host}/ itself"
+        if headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+            return f"requests made by another site are refused; type or paste http://{host}/ in the address bar"
+        return None
+
+    # --- a capped number of connections: each is a thread ---------------------------------------
+    def process_request(self, request, client_address):
+        if not self.connections.acquire(blocking=False):
+            body = json.dumps(dict(error=f"too many connections: {self.max_connections} are open; try again in a "
+                                         "moment", status=503)).encode()
+            head = "".join(f"{k}: {v}\r\n" for k, v in {"Content-Type": "application/json; charset=utf-8",
+                                                        "Content-Length": len(body), **HEADERS,
+                                                        "Retry-After": 1, "Connection": "close"}.items())
+            try:  # no thread and no waiting for this one: answer if the socket takes it at once, then close
+                request.setblocking(False)
+                request.send(f"HTTP/1.1 503 Service Unavailable\r\n{head}\r\n".encode() + body)
+            except OSError:
+                pass
+            return self.shutdown_request(request)
+        try:
+            super().process_request(request, client_address)  # starts the connection's thread
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
 
 # --------------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------------
-def load(name: str):
-    """(model, tokenizer) of a folder or hub id, or SystemExit with one sentence (as generate.py)."""
-    from .checkpoint import CheckpointError
-    from .model import T5
-    from .tokenizer import Tokenizer, TokenizerError
-
-    if name == DEFAULT_MODEL and not Path(DEFAULT_MODEL).exists():
-        raise SystemExit(f"error: no model at {DEFAULT_MODEL}; make one with `python train.py` (about 6 minutes "
-                         f"on 2 CPU cores) or pass --model DIR_OR_HUB_ID, e.g. --model google/flan-t5-small")
-    try:
-        return T5.from_pretrained(name), Tokenizer.from_pretrained(name)
-    except (CheckpointError, TokenizerError) as e:
-        raise SystemExit(f"error: {e}")
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minit5.explore", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -559,12 +562,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be between 0 and 65535, got {args.port}")
-    model, tokenizer = load(args.model)
+    try:
+        model, tokenizer = load_for_inference(args.model)
+    except LoadError as e:
+        raise SystemExit(f"error: {e}")
     try:
         server = ExploreServer(Explorer(model, tokenizer, args.model), args.host, args.port, verbose=not args.quiet)
     except OSError as e:
         raise SystemExit(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}"
                          f"{' (try another --port, or --port 0 for a free one)' if args.port else ''}")
+    if not is_loopback(args.host):
+        print(f"warning: --host {args.host} opens the page to the network with no password: anyone who can reach "
+              f"this machine can use it and its CPU", file=sys.stderr, flush=True)
     print(f"minit5 explore: {args.model} at {server.url}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
@@ -572,6 +581,13 @@ def main(argv=None):
         pass
     finally:
         server.server_close()
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     python -m minit5.parity MODEL                     MODEL in minit5 against MODEL in transformers (fp32)
     python -m minit5.parity MODEL --against REF       two checkpoints, both in minit5; REF is the trusted one
     python -m minit5.parity MODEL --dtype float16     MODEL in half precision against MODEL itself in fp32
+    python -m minit5.parity MODEL --tokenizer DIR     MODEL has no tokenizer files (model.save_pretrained alone)
+    compare("out/ft", against="google/flan-t5-small") the same from Python: the result as a dict
 
 A stage is one point of the forward pass, named by minit5's module path: the embeddings as each stack receives
 them, every sublayer of every block after its residual add (`encoder.blocks.3.ffn`, `decoder.blocks.1.cross_attn`),
@@ -43,7 +45,6 @@ PROMPTS = [
 # docs/parity.md ("Tolerances"): well above the rounding each dtype makes, well below what a wrong tensor does.
 TOLERANCES = {"float32": 1e-4, "bfloat16": 0.1, "float16": 0.02}
 NUM_BEAMS = 4
-TEST_EXTRA_HINT = 'pip install -e ".[test]"'
 
 
 class BadInput(Exception):
@@ -158,46 +159,38 @@ class Side:
     config: T5Config
     is_transformers: bool = False
 
+    @torch.no_grad()
     def stages(self, input_ids, attention_mask, decoder_input_ids) -> Recorder:
         rec = record_transformers(self.model, self.config) if self.is_transformers else record_minit5(self.model)
         try:
-            with torch.no_grad():
-                if self.is_transformers:
-                    logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                        decoder_input_ids=decoder_input_ids, use_cache=False).logits
-                else:
-                    logits, _ = self.model(input_ids, attention_mask=attention_mask,
-                                           decoder_input_ids=decoder_input_ids)
+            if self.is_transformers:
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                    decoder_input_ids=decoder_input_ids, use_cache=False).logits
+            else:
+                logits, _ = self.model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
         finally:
             rec.remove()
         rec.stages["logits"] = logits
         return rec
 
+    @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int, num_beams: int) -> torch.Tensor:
-        with torch.no_grad():
-            if self.is_transformers:  # use_cache=False: its cache rounds differently (docs/parity.md)
-                out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                          max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
-                                          use_cache=False)
-            else:  # the readable decoder step: it leaves the weights as loaded (tests hold the fast step equal)
-                out = self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens,
-                                          num_beams=num_beams, step="readable")
-        return out
+        if self.is_transformers:  # use_cache=False: its cache rounds differently (docs/parity.md)
+            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
+                                       use_cache=False)
+        # the readable decoder step: it leaves the weights as loaded (tests hold the fast step equal)
+        return self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                   step="readable")
 
 
 # --------------------------------------------------------------------------------------------------
 # Comparing
 # --------------------------------------------------------------------------------------------------
 def decoder_positions(decoder_input_ids, eos_id: int):
-    """(B, T) bool: the positions of each teacher-forced answer up to and including its first EOS (later ones
-    are fill)."""
+    """(B, T) bool: each teacher-forced answer's positions up to and including its first EOS (then fill)."""
     eos_before = torch.cumsum((decoder_input_ids == eos_id).long(), dim=1) - (decoder_input_ids == eos_id).long()
     return eos_before == 0
-
-
-def finite_float(x: float):
-    """JSON has no inf or NaN: write them as strings."""
-    return x if math.isfinite(x) else str(x)
 
 
 def compare_stages(model_rec: Recorder, ref_rec: Recorder, names, encoder_valid, decoder_valid, tolerance: float,
@@ -322,17 +315,14 @@ def render(result: dict) -> str:
                       "DIFFERENT ids (" + result.get("tokenizer_note", "") + ")", None: ""}[ids]
     if ids is not None and result["reference"]["kind"] == "minit5":
         tokenizer_note = tokenizer_note.replace("transformers' tokenizer", "REF's tokenizer")
+    tokenised_by = f"the tokenizer of {result['tokenizer']}" if result.get("tokenizer") else "MODEL's tokenizer"
     lines.append(f"inputs: {len(result['prompts'])} prompts, {result['input_tokens']} tokens, "
-                 f"tokenised by MODEL's tokenizer{tokenizer_note}")
+                 f"tokenised by {tokenised_by}{tokenizer_note}")
     lines.append(f"stages: the decoder is fed REF's greedy answers; rel Δ = max|Δ| / max|act REF|, "
                  f"tolerance {fmt(result['tolerance'])}")
-    lines.append("")
-    lines += stage_table(result)
-    lines.append("")
-    lines += token_lines(f"greedy (up to {result['max_new_tokens']} new tokens)", result["tokens"]["greedy"])
-    lines += token_lines(f"beam search ({NUM_BEAMS} beams)", result["tokens"]["beam"])
-    lines.append("")
-    lines.append(verdict(result))
+    lines += ["", *stage_table(result), "",
+              *token_lines(f"greedy (up to {result['max_new_tokens']} new tokens)", result["tokens"]["greedy"]),
+              *token_lines(f"beam search ({NUM_BEAMS} beams)", result["tokens"]["beam"]), "", verdict(result)]
     return "\n".join(lines)
 
 
@@ -396,9 +386,9 @@ def check_same_shapes(model: T5, ref: T5, model_folder: Path, ref_folder: Path):
                            f"but {list(ref_shapes.get(k, ()))} in REF ({ref_folder})")
 
 
-def read_prompts(path) -> list[str]:
+def read_prompts(path) -> list[str] | None:
     if path is None:
-        return list(PROMPTS)
+        return None  # compare's default, PROMPTS
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -413,8 +403,8 @@ def import_transformers():
     try:
         import transformers
     except ImportError:
-        raise BadInput(f"comparing with transformers needs it installed (the test extra): {TEST_EXTRA_HINT}; "
-                       f"or compare two checkpoints with --against REF") from None
+        raise BadInput('comparing with transformers needs it installed (the test extra): pip install -e ".[test]"; '
+                       "or compare two checkpoints with --against REF") from None
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers
@@ -432,7 +422,137 @@ def tokenizer_ids_agree(tokenizer: Tokenizer, other, prompts) -> tuple[bool, str
 
 
 # --------------------------------------------------------------------------------------------------
-# The command line
+# The comparison, as a function
+# --------------------------------------------------------------------------------------------------
+def load_sides(model, against, dtype: str, prompts, tokenizer_path) -> tuple[Side, Side, Tokenizer, dict]:
+    """Everything that can be refused, refused here: (model side, reference side, tokenizer, extras)."""
+    torch_dtype = getattr(torch, dtype)
+    against_transformers = against is None and dtype == "float32"
+    transformers = import_transformers() if against_transformers else None
+    model_folder, model_config = read_config(model, "MODEL")
+    ref_folder = read_config(against, "REF")[0] if against else model_folder
+    try:
+        tokenizer_folder = resolve_path(tokenizer_path, what="--tokenizer") if tokenizer_path else model_folder
+        tokenizer = Tokenizer.from_pretrained(tokenizer_folder)
+    except CheckpointError as e:  # --tokenizer names no folder
+        raise BadInput(str(e)) from None
+    except TokenizerError as e:
+        if tokenizer_path:
+            raise BadInput(f"--tokenizer: {e}") from None
+        raise BadInput(f"MODEL needs a tokenizer for its inputs: {e}; a folder of weights alone (model."
+                       f"save_pretrained) can borrow one with --tokenizer DIR_OR_HUB_ID") from None
+    too_big = [i for p in prompts for i in tokenizer.encode(p) if i >= model_config.vocab_size]
+    if too_big:
+        raise BadInput(f"MODEL's tokenizer gives id {max(too_big)}, but the model's embedding has only "
+                       f"{model_config.vocab_size} rows ({model_folder / 'config.json'})")
+
+    model = load_minit5(model_folder, "MODEL", torch_dtype)
+    model_side = Side(f"minit5, {dtype}", model, model.config)
+    extras = dict(tokenizer_ids_identical=None, tokenizer_note="", kind="minit5",
+                  tokenizer=str(tokenizer_folder) if tokenizer_path else None,
+                  paths=dict(model=str(model_folder), reference=str(ref_folder)))
+    if against:
+        ref = load_minit5(ref_folder, "REF", torch_dtype)
+        check_same_shapes(model, ref, model_folder, ref_folder)
+        ref_side = Side(model_side.description, ref, ref.config)
+        try:
+            extras["tokenizer_ids_identical"], extras["tokenizer_note"] = tokenizer_ids_agree(
+                tokenizer, Tokenizer.from_pretrained(ref_folder), prompts)
+        except TokenizerError:  # a folder of weights only: no tokenizer to compare
+            pass
+    elif not against_transformers:  # half precision against itself in fp32
+        ref = load_minit5(model_folder, "MODEL", torch.float32)
+        ref_side = Side("minit5, float32", ref, ref.config)
+    else:
+        hf_class = getattr(transformers, MODEL_TYPES[model_config.model_type])
+        try:
+            hf = hf_class.from_pretrained(model_folder, attn_implementation="eager", dtype=torch.float32).eval()
+        except Exception as e:  # transformers refuses the folder: say so in one line
+            raise BadInput(f"transformers cannot load MODEL ({model_folder}): {str(e).strip().splitlines()[0]}") \
+                from None
+        ref_side = Side(f"transformers {transformers.__version__}, float32, eager attention", hf,
+                        model.config, is_transformers=True)
+        try:
+            from transformers import AutoTokenizer
+            hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+            extras["tokenizer_ids_identical"], extras["tokenizer_note"] = tokenizer_ids_agree(
+                tokenizer, hf_tokenizer, prompts)
+        except Exception as e:  # a tokenizer minit5 reads but transformers does not: that is a difference too
+            extras["tokenizer_ids_identical"] = False
+            extras["tokenizer_note"] = f"transformers cannot load it: {str(e).strip().splitlines()[0]}"
+        extras["kind"] = "transformers"
+    return model_side, ref_side, tokenizer, extras
+
+
+def compare(model, against=None, dtype: str = "float32", prompts=None, max_new_tokens: int = 32,
+            tolerance: float | None = None, tokenizer=None) -> dict:
+    """python -m minit5.parity as a function: the result as a dict (render(result) is the printed report).
+    model, against, tokenizer: folders or hub ids, as the command's MODEL, --against and --tokenizer; prompts: a
+    list of texts (default PROMPTS). Refused input raises BadInput (one sentence, naming the command's option)
+    before anything runs."""
+    from tqdm import tqdm
+    if dtype not in TOLERANCES:
+        raise BadInput(f"--dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
+    if max_new_tokens < 1:
+        raise BadInput(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    if tolerance is not None and not tolerance > 0:
+        raise BadInput(f"--tolerance must be a positive number, got {tolerance}")
+    prompts = list(PROMPTS if prompts is None else prompts)
+    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise BadInput("the prompts must be a list of texts, none of them empty")
+    model_side, ref_side, tokenizer, extras = load_sides(model, against, dtype, prompts, tokenizer)
+    config = model_side.config
+    tolerance = tolerance if tolerance is not None else TOLERANCES[dtype]
+    input_ids, attention_mask = tokenizer.encode_batch(prompts)  # (B, S), right-padded
+    progress = tqdm(total=5, desc="parity", disable=None, file=sys.stderr, leave=False)
+
+    def generate(side: Side, num_beams: int):  # (B, 1 + steps)
+        out = side.generate(input_ids, attention_mask, max_new_tokens, num_beams)
+        progress.update()
+        return out
+
+    ref_greedy = generate(ref_side, 1)
+    ref_rec = ref_side.stages(input_ids, attention_mask, ref_greedy)
+    model_rec = model_side.stages(input_ids, attention_mask, ref_greedy)
+    progress.update()
+    half_max = torch.finfo(getattr(torch, dtype)).max if dtype == "float16" else None
+    stages = compare_stages(model_rec, ref_rec, stage_names(config), attention_mask.bool(),
+                            decoder_positions(ref_greedy, config.eos_token_id), tolerance, half_max)
+    del model_rec, ref_rec
+    greedy = generate(model_side, 1)
+    model_beam, ref_beam = generate(model_side, NUM_BEAMS), generate(ref_side, NUM_BEAMS)
+    progress.close()
+    eos = config.eos_token_id
+    tokens = dict(greedy=compare_tokens(prompts, greedy, ref_greedy, eos, tokenizer),
+                  beam=compare_tokens(prompts, model_beam, ref_beam, eos, tokenizer))
+
+    first = next((r["name"] for r in stages if r["over_tolerance"]), None)
+    first_nonfinite = {side: next((r["name"] for r in stages if r[f"nonfinite_{side}"]), None)
+                       for side in ("model", "reference")}
+    tokens_identical = all(r["first_difference"] is None for rows in tokens.values() for r in rows)
+    agree = first is None and tokens_identical and extras["tokenizer_ids_identical"] is not False
+    return dict(
+        model=dict(path=extras["paths"]["model"], runs_in=model_side.description),
+        reference=dict(path=extras["paths"]["reference"], runs_in=ref_side.description, kind=extras["kind"]),
+        dtype=dtype, tolerance=tolerance, half_max=half_max, max_new_tokens=max_new_tokens,
+        num_beams=NUM_BEAMS, prompts=prompts, input_tokens=int(attention_mask.sum()), tokenizer=extras["tokenizer"],
+        tokenizer_ids_identical=extras["tokenizer_ids_identical"], tokenizer_note=extras["tokenizer_note"],
+        stages=stages, first_divergence=first, first_nonfinite=first_nonfinite,
+        first_stage_beyond_half_range=next((r["name"] for r in stages if r.get("reference_exceeds_half_range")), None),
+        tokens=tokens, tokens_identical=tokens_identical, agree=agree, exit_status=0 if agree else 1)
+
+
+def to_json(x):
+    """The result with inf/NaN written as strings (JSON has neither)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, dict):
+        return {k: to_json(v) for k, v in x.items()}
+    return [to_json(v) for v in x] if isinstance(x, list) else x
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line: its arguments, then compare()
 # --------------------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit status 2, as every other bad input
@@ -447,6 +567,7 @@ def parse_args(argv):
                                                     "transformers; REF is the trusted side")
     p.add_argument("--dtype", default="float32", choices=list(TOLERANCES),
                    help="MODEL's precision; without --against the reference is then MODEL in float32")
+    p.add_argument("--tokenizer", metavar="DIR", help="the tokenizer's folder or hub id, when MODEL has none")
     p.add_argument("--prompts", metavar="FILE", help="prompts, one per line (default: a small built-in set)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per prompt (default 32)")
     p.add_argument("--tolerance", type=float,
@@ -454,144 +575,20 @@ def parse_args(argv):
                         + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
     p.add_argument("--json", metavar="OUT.json", help="also write the report's data as JSON")
     args = p.parse_args(argv)
-    if args.max_new_tokens < 1:
-        p.error(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    if args.tolerance is not None and not args.tolerance > 0:
-        p.error(f"--tolerance must be a positive number, got {args.tolerance}")
     if args.json and not Path(args.json).expanduser().resolve().parent.is_dir():
         p.error(f"cannot write --json {args.json}: its folder does not exist")
     return args
 
 
-def prepare(args):
-    """Everything that can be refused, refused here: (model side, reference side, tokenizer, prompts, extras)."""
-    prompts = read_prompts(args.prompts)
-    dtype = getattr(torch, args.dtype)
-    against_transformers = args.against is None and args.dtype == "float32"
-    transformers = import_transformers() if against_transformers else None
-    model_folder, model_config = read_config(args.model, "MODEL")
-    ref_folder = read_config(args.against, "REF")[0] if args.against else model_folder
-    try:
-        tokenizer = Tokenizer.from_pretrained(model_folder)
-    except TokenizerError as e:
-        raise BadInput(f"MODEL needs a tokenizer for its inputs: {e}") from None
-    too_big = [i for p in prompts for i in tokenizer.encode(p) if i >= model_config.vocab_size]
-    if too_big:
-        raise BadInput(f"MODEL's tokenizer gives id {max(too_big)}, but the model's embedding has only "
-                       f"{model_config.vocab_size} rows ({model_folder / 'config.json'})")
-
-    model = load_minit5(model_folder, "MODEL", dtype)
-    runs = f"minit5, {args.dtype}"
-    model_side = Side(runs, model, model.config)
-    extras = dict(tokenizer_ids_identical=None, tokenizer_note="")
-    if args.against:
-        ref = load_minit5(ref_folder, "REF", dtype)
-        check_same_shapes(model, ref, model_folder, ref_folder)
-        ref_side = Side(runs, ref, ref.config)
-        ref_tokenizer = None
-        try:
-            ref_tokenizer = Tokenizer.from_pretrained(ref_folder)
-        except TokenizerError:
-            pass  # a folder of weights only: nothing to compare
-        if ref_tokenizer is not None:
-            extras["tokenizer_ids_identical"], extras["tokenizer_note"] = tokenizer_ids_agree(
-                tokenizer, ref_tokenizer, prompts)
-        kind = "minit5"
-    elif not against_transformers:  # half precision against itself in fp32
-        ref = load_minit5(model_folder, "MODEL", torch.float32)
-        ref_side = Side("minit5, float32", ref, ref.config)
-        kind = "minit5"
-    else:
-        hf_class = getattr(transformers, MODEL_TYPES[model_config.model_type])
-        try:
-            hf = hf_class.from_pretrained(model_folder, attn_implementation="eager", dtype=torch.float32).eval()
-        except Exception as e:  # transformers refuses the folder: say so in one line
-            raise BadInput(f"transformers cannot load MODEL ({model_folder}): {str(e).strip().splitlines()[0]}") \
-                from None
-        ref_side = Side(f"transformers {transformers.__version__}, float32, eager attention", hf,
-                        model.config, is_transformers=True)
-        try:
-            from transformers import AutoTokenizer
-            hf_tokenizer = AutoTokenizer.from_pretrained(model_folder)
-            extras["tokenizer_ids_identical"], extras["tokenizer_note"] = tokenizer_ids_agree(
-                tokenizer, hf_tokenizer, prompts)
-        except Exception as e:  # a tokenizer minit5 reads but transformers does not: that is a difference too
-            extras["tokenizer_ids_identical"] = False
-            extras["tokenizer_note"] = f"transformers cannot load it: {str(e).strip().splitlines()[0]}"
-        kind = "transformers"
-    paths = dict(model=str(model_folder), reference=str(ref_folder))
-    return model_side, ref_side, tokenizer, prompts, dict(extras, kind=kind, paths=paths)
-
-
-def run(args, model_side: Side, ref_side: Side, tokenizer: Tokenizer, prompts, extras) -> dict:
-    """The comparison itself: stages on REF's greedy answers, then greedy and beam tokens on both sides."""
-    from tqdm import tqdm
-    config = model_side.config
-    tolerance = args.tolerance if args.tolerance is not None else TOLERANCES[args.dtype]
-    input_ids, attention_mask = tokenizer.encode_batch(prompts)  # (B, S), right-padded
-    progress = tqdm(total=5, desc="parity", disable=None, file=sys.stderr, leave=False)
-
-    ref_greedy = ref_side.generate(input_ids, attention_mask, args.max_new_tokens, 1)  # (B, 1 + steps)
-    progress.update()
-    ref_rec = ref_side.stages(input_ids, attention_mask, ref_greedy)
-    model_rec = model_side.stages(input_ids, attention_mask, ref_greedy)
-    progress.update()
-    half_max = torch.finfo(getattr(torch, args.dtype)).max if args.dtype == "float16" else None
-    names = stage_names(config)
-    encoder_valid = attention_mask.bool()
-    decoder_valid = decoder_positions(ref_greedy, config.eos_token_id)
-    stages = compare_stages(model_rec, ref_rec, names, encoder_valid, decoder_valid, tolerance, half_max)
-    del model_rec, ref_rec
-
-    greedy = model_side.generate(input_ids, attention_mask, args.max_new_tokens, 1)
-    progress.update()
-    model_beam = model_side.generate(input_ids, attention_mask, args.max_new_tokens, NUM_BEAMS)
-    progress.update()
-    ref_beam = ref_side.generate(input_ids, attention_mask, args.max_new_tokens, NUM_BEAMS)
-    progress.update()
-    progress.close()
-    eos = config.eos_token_id
-    tokens = dict(greedy=compare_tokens(prompts, greedy, ref_greedy, eos, tokenizer),
-                  beam=compare_tokens(prompts, model_beam, ref_beam, eos, tokenizer))
-
-    first = next((r["name"] for r in stages if r["over_tolerance"]), None)
-    first_nonfinite = {side: next((r["name"] for r in stages if r[f"nonfinite_{side}"]), None)
-                       for side in ("model", "reference")}
-    first_beyond_half = next((r["name"] for r in stages if r.get("reference_exceeds_half_range")), None)
-    tokens_identical = all(r["first_difference"] is None for rows in tokens.values() for r in rows)
-    agree = first is None and tokens_identical and extras["tokenizer_ids_identical"] is not False
-    return dict(
-        model=dict(path=extras["paths"]["model"], runs_in=model_side.description),
-        reference=dict(path=extras["paths"]["reference"], runs_in=ref_side.description, kind=extras["kind"]),
-        dtype=args.dtype, tolerance=tolerance, half_max=half_max, max_new_tokens=args.max_new_tokens,
-        num_beams=NUM_BEAMS, prompts=prompts, input_tokens=int(attention_mask.sum()),
-        tokenizer_ids_identical=extras["tokenizer_ids_identical"], tokenizer_note=extras["tokenizer_note"],
-        stages=stages, first_divergence=first, first_nonfinite=first_nonfinite,
-        first_stage_beyond_half_range=first_beyond_half,
-        tokens=tokens, tokens_identical=tokens_identical, agree=agree, exit_status=0 if agree else 1)
-
-
-def to_json(result: dict) -> dict:
-    """The result with inf/NaN written as strings (JSON has neither)."""
-    def clean(x):
-        if isinstance(x, float):
-            return finite_float(x)
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
-    return clean(result)
-
-
 def main(argv=None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = parse_args(argv)
     try:
-        sides = prepare(args)
+        result = compare(args.model, against=args.against, dtype=args.dtype, prompts=read_prompts(args.prompts),
+                         max_new_tokens=args.max_new_tokens, tolerance=args.tolerance, tokenizer=args.tokenizer)
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = run(args, *sides)
     print(render(result))
     if args.json:
         write_json(Path(args.json).expanduser(), to_json(result), sort_keys=False)
@@ -599,5 +596,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     sys.exit(main())

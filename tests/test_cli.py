@@ -1,19 +1,21 @@
-"""The command-line front ends: generate.py answers from a model folder, and every error is one line."""
+"""The command-line front ends: generate.py answers from a model folder, and every error is one line; a
+non-editable install gives every command."""
 
 import importlib.util
+import json
+import os
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import torch
 
-from minit5 import T5, T5Config, Tokenizer
+from minit5 import T5, T5Config, Tokenizer, generate_cli  # generate_cli.main: python generate.py, in this process
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("generate_cli", ROOT / "generate.py")
-generate_cli = importlib.util.module_from_spec(spec)  # generate.py, imported to run main() in this process
-spec.loader.exec_module(generate_cli)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,50 @@ def test_check_real_weights_checks_its_arguments_before_downloading(monkeypatch)
     with pytest.raises(SystemExit) as raised:
         script.main()
     assert str(raised.value) == "error: --max-new-tokens must be at least 1, got 0"
+
+
+# ---------------------------------------------------------------- the commands of an installed minit5
+CHECK_INSTALLED = """
+import contextlib, importlib.metadata, io, json, sys
+import minit5
+dist = importlib.metadata.distribution("minit5")  # the first on sys.path: the installed one
+helps = {}
+for ep in dist.entry_points:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        ep.load()(["--help"])
+    helps[ep.name] = out.getvalue()
+print(json.dumps(dict(file=minit5.__file__, helps=helps)))
+"""
+
+
+def test_a_non_editable_install_gives_every_command(tmp_path):
+    """pip install . (not -e) of the package alone, as a user gets it: a command for each [project.scripts] entry
+    that prints its help, run from a folder without the repository, with the installed minit5 (not this clone's)."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"minit5-generate", "minit5-evaluate", "minit5-parity", "minit5-explore"} <= set(scripts)
+    source = tmp_path / "source"  # a copy, so that the build writes nothing into the repository
+    shutil.copytree(ROOT / "minit5", source / "minit5", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    site = tmp_path / "installed"  # --target: into a folder of its own (--prefix would uninstall this venv's minit5)
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                              "--no-build-isolation", "--no-warn-script-location", "--target", str(site),
+                              str(source)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    assert (site / "minit5" / "explore_static" / "index.html").is_file()  # the page ships in the package
+    assert all((site / "bin" / name).is_file() for name in scripts)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    # every entry point in one process (each imports torch), and one installed command as a user runs it
+    command = subprocess.Popen([str(site / "bin" / "minit5-generate"), "--help"], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checked = subprocess.run([sys.executable, "-c", CHECK_INSTALLED], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    found = json.loads(checked.stdout.strip().splitlines()[-1])
+    assert Path(found["file"]).is_relative_to(site)
+    assert set(found["helps"]) == set(scripts)
+    for name, text in found["helps"].items():
+        assert text.startswith("usage:") and "--help" in text, (name, text[:300])
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 0 and out.startswith("usage: minit5-generate") and "--num-beams" in out, err

@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from minit5 import T5, T5Config, Tokenizer
-from minit5.explore import QUEUE, ExploreServer, Explorer, cross_attention
+from minit5.explore import QUEUE, ExploreServer, Explorer
+from minit5.trace import cross_attention
 
 ROOT = Path(__file__).resolve().parents[1]
 GANYMEDE = "Where is Ganymede?"
@@ -73,6 +74,8 @@ def request(server, method: str, path: str, body=None, headers=None):
     connection = http.client.HTTPConnection(host, port, timeout=60)
     if isinstance(body, dict):
         body = json.dumps(body).encode()
+    if body is not None:  # as the page sends it (tests/test_explore_safety.py: other content types are refused)
+        headers = {"Content-Type": "application/json", **(headers or {})}
     connection.request(method, path, body=body, headers=headers or {})
     response = connection.getresponse()
     data = response.read()
@@ -293,6 +296,7 @@ def test_a_request_without_content_length_gets_411(server):
     host, port = server.server_address[:2]
     connection = http.client.HTTPConnection(host, port, timeout=30)
     connection.putrequest("POST", "/api/generate")
+    connection.putheader("Content-Type", "application/json")
     connection.putheader("Transfer-Encoding", "chunked")
     connection.endheaders()
     connection.send(b"0\r\n\r\n")

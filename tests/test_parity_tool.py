@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from minit5 import T5Config, Tokenizer
 from minit5.checkpoint import hf_name
 from minit5.tokenizer import _build_sentencepiece
-from minit5.parity import TOLERANCES, main, stage_names, stage_of_parameter
+from minit5.parity import TOLERANCES, BadInput, compare, main, render, stage_names, stage_of_parameter, to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_TOKENS = 3
@@ -231,6 +231,8 @@ def config_copy(source, folder, **changes):
     ("bert", "is not a T5 checkpoint: {tmp}/bert/config.json describes a 'bert' model"),
     ("shapes", "error: MODEL and REF have different shapes: d_ff is 48 in MODEL"),
     ("no-tokenizer", "error: MODEL needs a tokenizer for its inputs:"),
+    ("bad-tokenizer", "error: --tokenizer folder {tmp}/nothing does not exist"),
+    ("not-a-tokenizer", "error: --tokenizer: {tmp} holds no tokenizer"),
     ("prompts", "error: cannot read --prompts {tmp}/none.txt"),
     ("tolerance", "error: --tolerance must be a positive number, got 0.0"),
     ("tokens", "error: --max-new-tokens must be at least 1, got 0"),
@@ -243,6 +245,8 @@ def test_bad_input_exits_2_with_one_line(flan, tmp_path, case, message):
         "no-config": [(tmp_path / "empty").mkdir() or tmp_path / "empty"],
         "bert": [config_copy(flan, tmp_path / "bert", model_type="bert")],
         "no-tokenizer": [shutil.copytree(flan, tmp_path / "bare", ignore=shutil.ignore_patterns("tokenizer*"))],
+        "bad-tokenizer": [flan, "--tokenizer", tmp_path / "nothing"],
+        "not-a-tokenizer": [flan, "--tokenizer", tmp_path],
         "prompts": [flan, "--prompts", tmp_path / "none.txt"],
         "tolerance": [flan, "--tolerance", "0"],
         "tokens": [flan, "--max-new-tokens", "0"],
@@ -258,6 +262,35 @@ def test_bad_input_exits_2_with_one_line(flan, tmp_path, case, message):
     assert message.format(tmp=tmp_path) in err.strip(), err
     if case == "shapes":
         assert err.strip().endswith(f"but 64 in REF ({tmp_path / 'wide'})")
+    if case == "no-tokenizer":  # and says how to give it one
+        assert "--tokenizer DIR_OR_HUB_ID" in err
+
+
+def test_a_folder_of_weights_alone_borrows_a_tokenizer(flan, prompts, tmp_path):
+    """A folder written by model.save_pretrained alone has no tokenizer: --tokenizer names where one is."""
+    bare = shutil.copytree(flan, tmp_path / "bare", ignore=shutil.ignore_patterns("tokenizer*"))
+    status, out, data = run_tool(bare, "--tokenizer", flan, prompts=prompts, tmp_path=tmp_path)
+    assert status == 0 and data["reference"]["kind"] == "transformers", out
+    assert data["tokenizer"] == str(flan) and data["tokenizer_ids_identical"] is True
+    assert f"tokenised by the tokenizer of {flan}; transformers' tokenizer gives the same ids" in out
+    broken = perturbed_copy(bare, "encoder.blocks.0.ffn.down.weight", tmp_path / "broken")
+    status, out, data = run_tool(broken, "--against", flan, "--tokenizer", flan, prompts=prompts, tmp_path=tmp_path)
+    assert status == 1 and data["first_divergence"] == "encoder.blocks.0.ffn"
+
+
+def test_compare_is_the_command_as_a_function(flan, prompts, tmp_path):
+    """compare() with plain arguments gives the data of --json, and render() of it is the printed report."""
+    broken = perturbed_copy(flan, "decoder.blocks.1.cross_attn.o.weight", tmp_path / "broken")
+    result = compare(broken, against=flan, prompts=["Where is Ganymede?", "木卫三"], max_new_tokens=NEW_TOKENS)
+    status, out, data = run_tool(broken, "--against", flan, prompts=prompts, tmp_path=tmp_path)
+    assert status == result["exit_status"] == 1 and result["first_divergence"] == "decoder.blocks.1.cross_attn"
+    assert to_json(result) == data and render(result) == out.rstrip("\n")
+    for kwargs, message in ((dict(max_new_tokens=0), "--max-new-tokens must be at least 1, got 0"),
+                            (dict(tolerance=-1.0), "--tolerance must be a positive number, got -1.0"),
+                            (dict(dtype="float64"), "--dtype must be one of float32, bfloat16, float16"),
+                            (dict(prompts=[]), "the prompts must be a list of texts")):
+        with pytest.raises(BadInput, match=message.replace("(", r"\(")):
+            compare(flan, against=flan, **kwargs)
 
 
 def test_without_transformers_says_how_to_install_it(flan, prompts, tmp_path, monkeypatch):

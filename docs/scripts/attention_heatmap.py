@@ -5,7 +5,7 @@
     python docs/scripts/attention_heatmap.py --random             a random tiny model (noise)
 
 The answer is generated greedily; then one teacher-forced decoder pass over it records, in every decoder block,
-softmax(q·kᵀ + mask) of the cross-attention (minit5/explore.py cross_attention, the numbers the explore page shows,
+softmax(q·kᵀ + mask) of the cross-attention (minit5/trace.py cross_attention, the numbers the explore page shows,
 which reads minit5/model.py Attention called with context = encoder output), averaged over heads. The default
 prompt uses the demo's held-out phrasing of the moon task (never seen in training). One panel per decoder block,
 stacked, on one colour scale. Writes docs/img/cross_attention.png (or --out; with --zh, Chinese labels:
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (add_model_arguments, description_zh, figure_path, in_language, load,  # noqa: E402
                     need_matplotlib, save_figure, use_chinese_font)
 
-from minit5.explore import cross_attention  # noqa: E402  (the numbers the explore page shows)
+from minit5.trace import cross_attention  # noqa: E402  (the numbers the explore page shows)
 
 HELD_OUT_PROMPT = "Tell me the planet Ganymede orbits."  # the moon task's held-out phrasing (minit5/data.py)
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = "out/demo"  # where `python train.py` writes the demo model
+sys.path.insert(0, str(ROOT))  # minit5 from this clone, installed or not
+from minit5.loading import DEFAULT_MODEL  # noqa: E402  (out/demo, where `python train.py` writes the demo model)
 
 
 def random_model(seed: int = 0):
@@ -37,17 +38,17 @@ def add_model_arguments(parser, max_new_tokens: int):
 
 
 def load(model: str, use_random: bool, seed: int = 0):
-    """(model, tokenizer, description) for --model DIR, or the random tiny model for --random."""
+    """(model, tokenizer, description) for --model DIR_OR_HUB_ID (as generate.py loads it: minit5/loading.py
+    load_for_inference), or the random tiny model for --random."""
     if use_random:
         return random_model(seed)
-    from minit5 import T5, Tokenizer
+    from minit5.loading import LoadError, load_for_inference
 
-    if not Path(model).exists():
-        hint = ""
-        if model == DEFAULT_MODEL:
-            hint = " make it with `python train.py` (the demo, about 6 minutes on 2 CPU cores),"
-        sys.exit(f"no model folder at {model}:{hint} pass --model DIR, or --random for a random tiny model")
-    return T5.from_pretrained(model), Tokenizer.from_pretrained(model), f"the model in {model}"
+    try:
+        loaded, tokenizer = load_for_inference(model)
+    except LoadError as e:
+        sys.exit(f"error: {e}; or pass --random for a random tiny model")
+    return loaded, tokenizer, f"the model in {model}"
 
 
 def description_zh(model: str, use_random: bool) -> str:
