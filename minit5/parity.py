@@ -179,9 +179,7 @@ class Side:
             return self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                        max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
                                        use_cache=False)
-        # the readable decoder step: it leaves the weights as loaded (tests hold the fast step equal)
-        return self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                   step="readable")
+        return self.model.generate(input_ids, attention_mask, max_new_tokens=max_new_tokens, num_beams=num_beams)
 
 
 # --------------------------------------------------------------------------------------------------
