@@ -35,10 +35,12 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # bench/bandwidth.py, also when this file is imported (tests)
 
 from minit5 import T5, T5Config  # noqa: E402
 from minit5.checkpoint import write_json  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
+from bandwidth import read_bandwidth, step_bytes  # noqa: E402
 from minit5.quant import quantize  # noqa: E402
 
 SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "decode-int8", "lora")
@@ -180,6 +182,16 @@ class Bench:
         with torch.no_grad():
             return 1.0 / median_time(lambda: [products() for _ in range(10)], reps, sync=self.sync) * 10
 
+    def bandwidth_bound(self, model, steps_per_s) -> dict:
+        """One row's steps/s against the memory's bound (bench/bandwidth.py): bytes a step streams / read speed."""
+        if self.device.type != "cpu":
+            return {}
+        if not hasattr(self, "read_bandwidth"):
+            self.read_bandwidth = read_bandwidth()  # measured once per run
+        bound = self.read_bandwidth / step_bytes(prepare(model))
+        return {"bandwidth_gb_s": round(self.read_bandwidth / 1e9, 1), "bandwidth_bound_steps_s": round(bound, 1),
+                "of_bandwidth": round(steps_per_s / bound, 3)}
+
     def decode(self):
         for dtype in self.dtypes:
             for compile in (False, True):
@@ -187,7 +199,8 @@ class Bench:
                 hf, ours, r_hf, r_ours, unit = self.generate_pair(name, dtype, 1, 24, 64, 1, reps=5 if compile else 3,
                                                                   compile=compile)
                 bound = self.bound(ours)
-                extra = {"bound_steps_s": round(bound, 1), "of_bound": round(r_ours / bound, 3)}
+                extra = {"bound_steps_s": round(bound, 1), "of_bound": round(r_ours / bound, 3),
+                         **self.bandwidth_bound(ours, r_ours)}
                 if compile:
                     extra["compile_s"] = round(self.compile_s, 1)
                 self.add(name, unit, r_hf, r_ours, extra=extra)
@@ -260,7 +273,9 @@ class Bench:
                      steps / ours["int8"],
                      extra={"baseline": "CTranslate2 int8",
                             "ctranslate2_fp32": round(steps / ct2[f"float32 {name}"], 1),
-                            "minit5_fp32": round(steps / ours["fp32"], 1)})
+                            "minit5_fp32": round(steps / ours["fp32"], 1),
+                            **(self.bandwidth_bound(models["int8"], steps / ours["int8"]) if batch == 1 and beams == 1
+                               else {})})
 
     # ---------------------------------------------------------------------------------- encoder
     def encoder(self):
