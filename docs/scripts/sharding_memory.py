@@ -14,8 +14,8 @@ of the forward to the end of the backward, with their gradient. Activations come
 the batch and the lengths, not on the sharding). Parameter counts come from building each shape on the "meta"
 device, so they cannot drift from minit5/model.py. GiB = 2^30 bytes.
 
-Measured (--measure): `torchrun --standalone --nproc_per_node N tests'-style worker` runs minit5's own trainer
-(`Trainer`, --fsdp or not) for 3 steps of full fine-tuning, on a fresh model of each flan-T5 shape (random
+Measured (--measure): the script starts itself as a worker under `torchrun --standalone --nproc_per_node N`, and
+each worker runs minit5's own trainer (`Trainer`, --fsdp or not) for 3 steps of full fine-tuning, on a fresh model of each flan-T5 shape (random
 weights, the 32128-id vocabulary), 8 examples per step of 128 input and 32 target tokens, fp32, and each process
 reports its peak resident memory (getrusage's ru_maxrss) and the bytes of its weights, gradients and optimizer
 state counted tensor by tensor (the local shards under FSDP) at the last optimizer step.
