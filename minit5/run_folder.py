@@ -1,8 +1,10 @@
 """The run folder (--out): what it holds, which run it is, and how each file is written so that a kill at any
-moment loses nothing. The training loop (minit5/trainer.py) calls this module; only rank 0 writes here.
+moment loses nothing. The training loop (minit5/trainer.py) calls this module; only rank 0 writes here (under --fsdp,
+every process also writes its shards into the checkpoint's sharded/ folder, through torch.distributed.checkpoint).
 
     config.json, model.safetensors, tokenizer files   the latest model, for generate.py and transformers
     checkpoints/step-00001000/                         a resumable checkpoint: model + trainer_state.pt
+                                                       (--fsdp: + sharded/, each process's shards)
     checkpoints/latest                                 the name of the newest complete checkpoint
     run.json                                           the settings and model config of this run
     metrics.jsonl, loss.png                            the log, one JSON object per line; the curve
@@ -159,13 +161,17 @@ class RunFolder:
         finally:
             os.close(fd)
 
+    def temporary_checkpoint(self, step: int) -> Path:
+        """Where the checkpoint of `step` is written before it is committed (every process can name it)."""
+        return self.checkpoints / f".tmp-{checkpoint_name(step)}"
+
     def new_checkpoint(self, step: int) -> Path:
         """A new, empty temporary folder for the checkpoint of `step`: fill it, then pass it to commit_checkpoint.
         (A temporary folder left by a run killed while saving is removed first.)"""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         for stale in self.checkpoints.glob(".tmp-step-*"):
             shutil.rmtree(stale)
-        tmp = self.checkpoints / f".tmp-{checkpoint_name(step)}"
+        tmp = self.temporary_checkpoint(step)
         tmp.mkdir()
         return tmp
 
@@ -188,7 +194,7 @@ class RunFolder:
         """The checkpoint's model at the top of the run folder, for generate.py: hard links to its files (no
         second copy on disk), each renamed into place."""
         for file in checkpoint.iterdir():
-            if file.name != "trainer_state.pt":
+            if file.name != "trainer_state.pt" and file.is_file():  # not sharded/ either: it is for --resume
                 link = self.path / f".{file.name}.tmp"
                 try:
                     os.link(file, link)
@@ -201,8 +207,12 @@ class RunFolder:
 
 
 def fsync_tree(folder: Path):
-    """Flush a folder's files and the folder itself to disk (before it is renamed into place)."""
+    """Flush a folder's files, its subfolders (sharded/) and the folder itself to disk (before it is renamed
+    into place)."""
     for path in folder.iterdir():
+        if path.is_dir():
+            fsync_tree(path)
+            continue
         with open(path, "rb") as f:
             os.fsync(f.fileno())
     fd = os.open(folder, os.O_RDONLY)

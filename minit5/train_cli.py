@@ -3,6 +3,7 @@
     python train.py --task seq2seq --data train.jsonl --eval-data dev.jsonl --init google/flan-t5-small --out out/ft
     python train.py --task span-corruption --text corpus.txt --config small --out out/pretrain
     torchrun --nproc_per_node 2 train.py ...       the same, on several processes (DistributedDataParallel)
+    torchrun --nproc_per_node 4 train.py --fsdp ... weights, gradients and optimizer state sharded over them (FSDP)
     python train.py --resume                       continue the run in --out where it stopped
     python train.py --task seq2seq --data train.jsonl --init google/flan-t5-small --lora-r 8 --out out/lora
                                                    a LoRA adapter (peft's files) instead of all the weights

@@ -71,6 +71,8 @@ class TrainConfig:
     dropout: float | None = setting(None, "override the model's dropout rate")
     dtype: str = setting("float32", "float32, or bfloat16 autocast")
     gradient_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass")
+    fsdp: bool = setting(False, "under torchrun, shard the weights, gradients and optimizer state over the processes "
+                         "(FSDP2) instead of a whole copy in each (DDP); see docs/training.md")
     compile: bool = setting(False, "wrap the model in torch.compile", resume=MAY_CHANGE, recorded=False)
     device: str = setting("cpu", "cpu, cuda or cuda:N", resume=MAY_CHANGE, recorded=False)
     seed: int = setting(0, "seeds the fresh model, the batch order and the span corruption")
@@ -162,11 +164,13 @@ def need(ok: bool, message: str):
         raise TrainError(message)
 
 
-def check_settings(cfg: TrainConfig, world_size: int):
-    """Every setting that cannot work, refused with one sentence before any file is read or model built."""
+def check_settings(cfg: TrainConfig, world_size: int, torchrun: bool = False):
+    """Every setting that cannot work, refused with one sentence before any file is read or model built.
+    torchrun: this process was started by torchrun (it set RANK and WORLD_SIZE)."""
     check_numbers(cfg, world_size)
     check_sources(cfg)
     check_lora_settings(cfg)
+    check_fsdp_settings(cfg, torchrun)
 
 
 def check_numbers(cfg: TrainConfig, world_size: int):
@@ -242,3 +246,13 @@ def check_lora_settings(cfg: TrainConfig):
     except AdapterError as e:  # minit5.lora names add_lora's arguments ("LoRA alpha"); here they are flags
         raise TrainError(re.sub(r"^LoRA (r|alpha|dropout|targets)\b", lambda m: flag("lora_" + m.group(1)),
                                 str(e))) from None
+
+
+def check_fsdp_settings(cfg: TrainConfig, torchrun: bool):
+    """--fsdp shards over the processes torchrun starts, and not every optimizer updates shards."""
+    if not cfg.fsdp:
+        return
+    need(torchrun, "--fsdp shards the model over the processes torchrun starts: run torchrun --nproc_per_node N "
+                   "train.py --fsdp ... (N may be 1)")
+    need(cfg.optimizer == "adamw", "--optimizer adafactor does not work with --fsdp (torch's Adafactor cannot "
+                                   "update sharded weights: its row and column statistics span the shards); use adamw")

@@ -10,7 +10,8 @@ by their total count, so the gradient is the same token-level mean Hugging Face 
 
 Read it top to bottom: Trainer.__init__ builds everything in order, Trainer.train runs the loop, Trainer.train_step
 is one optimizer step. Two places decide how processes share the work: Trainer.wrap_model (the model as the step
-calls it) and Trainer.save_checkpoint (the state a checkpoint holds). `--resume` continues bit for bit (weights,
+calls it: a full copy in each process under DistributedDataParallel, or sharded with --fsdp, minit5/sharding.py)
+and Trainer.save_checkpoint (the state a checkpoint holds). `--resume` continues bit for bit (weights,
 optimizer, schedule, data position and every random number generator). A LoRA run (--lora-r) keeps the base
 (--init) frozen and trains and saves only the adapter; --merge-lora adds merged/, a full model.
 
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from . import data as D
 from . import demo
 from . import evaluate as E
+from . import sharding
 from .checkpoint import CheckpointError, resolve_path
 from .config import ConfigError, T5Config
 from .lora import AdapterError, add_lora, load_adapter, merge_lora, save_adapter, trainable_summary
@@ -57,7 +59,7 @@ class Trainer:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0  # rank 0 alone logs, evaluates and writes the run folder
-        check_settings(cfg, self.world_size)
+        check_settings(cfg, self.world_size, torchrun="RANK" in os.environ)
         self.device = self.join_processes()
         # the tokenizer and the model config first: cheap, and enough to check the run folder
         self.tokenizer, model_config = self.read_tokenizer_and_config()
@@ -88,10 +90,11 @@ class Trainer:
     def join_processes(self) -> torch.device:
         """Under torchrun, join the process group (gloo on CPU, nccl on CUDA); each process takes its own GPU."""
         cfg = self.cfg
-        if self.world_size > 1 and not dist.is_initialized():
+        if (self.world_size > 1 or cfg.fsdp) and not dist.is_initialized():
             dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-        if cfg.device.startswith("cuda") and self.world_size > 1:
+        if cfg.device.startswith("cuda") and dist.is_initialized():
             cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(cfg.device)  # nccl's collectives run on the current device
         return torch.device(cfg.device)
 
     def read_tokenizer_and_config(self) -> tuple[Tokenizer, T5Config]:
@@ -193,11 +196,14 @@ class Trainer:
 
     def wrap_model(self, model: T5):
         """The model as the training step calls it: itself in one process; under torchrun, in
-        DistributedDataParallel, which averages the gradients over the processes during backward; --compile puts
-        torch.compile on top. (unwrap gives the T5 back.) The optimizer is made after this, from model's own
-        parameters."""
+        DistributedDataParallel, which averages the gradients over the processes during backward; with --fsdp,
+        sharded over the processes in place (minit5/sharding.py: the same object, its weights now shards; the
+        backward's reduce-scatter averages as DDP does); --compile puts torch.compile on top. (unwrap gives the T5
+        back.) The optimizer is made after this, from model's own parameters."""
         wrapped = model
-        if self.world_size > 1:
+        if self.cfg.fsdp:
+            wrapped = sharding.shard_model(model, self.device, bf16=self.cfg.dtype == "bfloat16")
+        elif self.world_size > 1:
             wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if self.cfg.compile:
@@ -229,8 +235,8 @@ class Trainer:
             bar.close()
         if self.is_main:
             self.run.plot()
-            if cfg.merge_lora:
-                self.write_merged(self.run.path / "merged")
+        if cfg.merge_lora:
+            self.write_merged(self.run.path / "merged")
         return self.last_eval
 
     def run_steps(self, bar):
@@ -266,7 +272,7 @@ class Trainer:
         if self.world_size > 1:
             dist.all_reduce(counts)
         target_tokens, all_tokens = counts.tolist()
-        scale = self.world_size / target_tokens  # DDP averages gradients over processes; undo that
+        scale = self.world_size / target_tokens  # DDP and FSDP average gradients over processes; undo that
         micro = np.array_split(np.arange(len(examples)), cfg.grad_accum)
         loss_sum = torch.zeros((), dtype=torch.float64)
         for j, rows in enumerate(micro):
@@ -275,7 +281,10 @@ class Trainer:
             batch_tensors = {k: v.to(self.device) for k, v in
                              D.collate([examples[r] for r in rows], self.tokenizer.pad_id).items()}
             last = j == len(micro) - 1
-            sync = self.wrapped.no_sync() if (self.world_size > 1 and not last) else contextlib.nullcontext()
+            # DDP sums the gradients over processes once, after the last micro-batch. (FSDP reduce-scatters after
+            # each: holding whole gradients until the last one would cost the memory sharding saves.)
+            ddp = self.world_size > 1 and not self.cfg.fsdp
+            sync = self.wrapped.no_sync() if (ddp and not last) else contextlib.nullcontext()
             with sync:
                 with self._autocast():
                     loss = summed_loss(self.wrapped, batch_tensors)
@@ -285,17 +294,21 @@ class Trainer:
             dist.all_reduce(loss_sum)
         # The norm before clipping, logged as grad_norm (the value clip_grad_norm_ returns).
         trainable = [p for p in self.model.parameters() if p.grad is not None]
-        if cfg.clip > 0:
+        if cfg.clip > 0:  # under FSDP, the norm over every process's shards
             self.grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
         else:
             self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainable])
+        if cfg.fsdp:  # the norm is a DTensor, replicated over the processes
+            self.grad_norm = sharding.plain(self.grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum.item() / target_tokens, int(all_tokens)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.dtype == "bfloat16")
+        """--dtype bfloat16: autocast, except under --fsdp, where FSDP's mixed precision casts the gathered weights."""
+        enabled = self.cfg.dtype == "bfloat16" and not self.cfg.fsdp
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     # -- logging ------------------------------------------------------------------------------------
     def log_step(self, bar, loss: float, tokens_per_s: float):
@@ -306,7 +319,7 @@ class Trainer:
         self._record(entry)
 
     def log_evaluation(self, bar):
-        if self.last_eval:
+        if self.last_eval and self.is_main:
             self._record(dict(step=self.step, **{k: round(v, 6) for k, v in self.last_eval.items()}))
             bar.write("step {}: {}".format(self.step, ", ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items())))
 
@@ -321,9 +334,10 @@ class Trainer:
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Held-out loss and, for text-to-text data, exact match of greedy answers (rank 0 only); for the demo,
-        exact match per language too (exact_match_en, exact_match_zh)."""
-        if self.eval_set is None or not self.is_main:
+        """Held-out loss and, for text-to-text data, exact match of greedy answers; for the demo, exact match per
+        language too (exact_match_en, exact_match_zh). Rank 0 alone evaluates, except under FSDP, where each forward
+        gathers weights from every process: there every process evaluates the same examples, and rank 0 reports."""
+        if self.eval_set is None or not (self.is_main or self.cfg.fsdp):
             return {}
         model = self.model
         was_training = model.training
@@ -338,7 +352,9 @@ class Trainer:
             tokens += int((batch["labels"] != -100).sum())
             if self.eval_pairs is not None:
                 longest = max(len(labels) for _, labels in chunk)
-                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest)
+                # (under FSDP, the readable step: the fast ones read decoder weights outside forward, unsharded)
+                out = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=longest,
+                                     step="readable" if self.cfg.fsdp else "fast")
                 predictions += [self.tokenizer.decode(row[1:]) for row in out]
         model.train(was_training)
         result = {"eval_loss": total / max(tokens, 1)}
@@ -353,42 +369,83 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
     def save_checkpoint(self):
         """A resumable checkpoint of this step: the state to save is produced here, and minit5/run_folder.py
-        writes it atomically. Every process calls this; today rank 0 alone writes (DDP's copies are equal)."""
-        if not self.is_main:
-            return
-        folder = self.run.new_checkpoint(self.step)
-        if self.cfg.lora_r:  # only what changes: the adapter (the base is --init, unchanged)
-            save_adapter(self.model, folder, base_model_name_or_path=self.cfg.init)
-        else:
-            self.model.save_pretrained(folder)
-            self.tokenizer.save_pretrained(folder)
-        torch.save(self.trainer_state(), folder / "trainer_state.pt")
-        self.run.commit_checkpoint(folder, keep=self.cfg.keep_checkpoints)
+        writes it atomically. Every process calls this. Without --fsdp, rank 0 alone writes (DDP's copies are
+        equal); with it, every process first writes its shards into sharded/ (minit5/sharding.py), then rank 0
+        writes the model files from the gathered weights, the same files a single process writes."""
+        folder = self.run.temporary_checkpoint(self.step)
+        if self.is_main:
+            self.run.new_checkpoint(self.step)
+        self._wait_for_all()  # the folder exists before anyone writes into it
+        model = self.model
+        if self.cfg.fsdp:
+            sharding.save_sharded(folder / "sharded", self.model, self.optimizer, adapter_only=bool(self.cfg.lora_r))
+            model = sharding.gathered_model(self.model, adapter_only=bool(self.cfg.lora_r))  # None outside rank 0
+        state = self.trainer_state()
+        if self.is_main:
+            if self.cfg.lora_r:  # only what changes: the adapter (the base is --init, unchanged)
+                save_adapter(model, folder, base_model_name_or_path=self.cfg.init)
+            else:
+                model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+            torch.save(state, folder / "trainer_state.pt")
+        del model
+        self._wait_for_all()  # every shard is on disk before the checkpoint is committed
+        if self.is_main:
+            self.run.commit_checkpoint(folder, keep=self.cfg.keep_checkpoints)
 
     def trainer_state(self) -> dict:
-        """Everything --resume needs besides the weights."""
-        return dict(step=self.step, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                    sampler=self.sampler.state_dict(), rng=rng_state(), world_size=self.world_size)
+        """Everything --resume needs besides the weights (and, under FSDP, besides the optimizer state, which is
+        sharded too). The random number generators of every process: each draws its own dropout masks."""
+        state = dict(step=self.step, scheduler=self.scheduler.state_dict(), sampler=self.sampler.state_dict(),
+                     rng=self.every_process(rng_state()), world_size=self.world_size)
+        if not self.cfg.fsdp:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
     def load_trainer_state(self, folder: Path):
         state = torch.load(folder / "trainer_state.pt", weights_only=True, map_location="cpu")
         self.step = state["step"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.cfg.fsdp:
+            sharding.load_sharded(folder / "sharded", self.model, self.optimizer, adapter_only=bool(self.cfg.lora_r))
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         try:
             self.sampler.load_state_dict(state["sampler"])
         except D.DataError as e:
             raise TrainError(f"--resume: {e}") from None
-        set_rng_state(state["rng"])
+        rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # older checkpoints: rank 0's
+        set_rng_state(rng[self.rank] if len(rng) == self.world_size else rng[0])
         self._log(f"resumed from {folder} at step {self.step}")
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world_size:
+            self._log(f"the run was on {saved_world} process(es), now {self.world_size}: the same global batches, "
+                      f"weights and optimizer state, but sums over processes come in another order (and dropout "
+                      f"masks differ), so the steps agree with an unbroken run to rounding, not bit for bit")
 
     def write_merged(self, folder: Path):
         """The base model with the adapter folded in, as a plain checkpoint (the run's own model stops being a
-        LoRA model: call this once training is over)."""
-        merge_lora(self.model)
-        self.model.save_pretrained(folder)
+        LoRA model: call this once training is over). Every process calls it; rank 0 writes."""
+        model = sharding.gathered_model(self.model) if self.cfg.fsdp else self.model
+        if not self.is_main:
+            return
+        merge_lora(model)
+        model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         self._log(f"wrote the merged model to {folder}")
+
+    # -- processes ----------------------------------------------------------------------------------
+    def every_process(self, value) -> list:
+        """[value of rank 0, value of rank 1, ...], on every process."""
+        if self.world_size == 1:
+            return [value]
+        values = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def _wait_for_all(self):
+        if dist.is_initialized():
+            dist.barrier()
 
 
 # --------------------------------------------------------------------------------------------------

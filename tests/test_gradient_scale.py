@@ -82,8 +82,8 @@ def test_two_processes_give_the_same_gradient(files, reference, tmp_path):
     ref, _, _ = reference
     out = tmp_path / "grads.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(30500 + os.getpid() % 1000), str(ROOT / "tests" / "grad_step.py"),
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(ROOT / "tests" / "grad_step.py"),
                              json.dumps(step_settings(files, tmp_path / "run", grad_accum=2)), str(out)],
                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

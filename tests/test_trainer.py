@@ -1,8 +1,7 @@
-"""The trainer on tiny models: exact resume after SIGKILL, torchrun with 2 processes against one, the objectives,
-the schedules, and clear errors before training starts."""
+"""The trainer on tiny models: exact resume after SIGKILL, gradient accumulation, the objectives, the schedules,
+and clear errors before training starts. (torchrun, DDP and FSDP against one process: tests/test_fsdp.py.)"""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -124,26 +123,7 @@ def test_finished_run_is_not_redone_and_unfinished_needs_resume(files, tmp_path)
     assert trainer.step == 4
 
 
-# ---------------------------------------------------------------------------------------------- torchrun
-def test_two_processes_match_one(files, tmp_path):
-    """torchrun --nproc_per_node 2 (gloo on CPU) gives the single-process loss curve for the same global batch."""
-    single = tmp_path / "single"
-    run_in_process(files, single, steps=5)
-    double = tmp_path / "double"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(29500 + os.getpid() % 1000), str(ROOT / "train.py"),
-                             *cli(settings(files, double, steps=5))],
-                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    one, two = losses(single), losses(double)
-    assert sorted(one) == sorted(two) == [1, 2, 3, 4, 5]
-    for step in one:
-        assert abs(one[step] - two[step]) <= 1e-5, (step, one[step], two[step])
-    # rank 0 alone wrote the checkpoint and the log
-    assert len((double / "metrics.jsonl").read_text().splitlines()) == 5
-
-
+# ---------------------------------------------------------------------------------------------- micro-batches
 def test_gradient_accumulation_gives_the_same_steps(files, tmp_path):
     run_in_process(files, tmp_path / "a", steps=4)
     run_in_process(files, tmp_path / "b", steps=4, grad_accum=4)

@@ -52,6 +52,8 @@ GENERATORS = {
     ("docs/scripts/demo_report.py", " --tokens --zh"): "tokens_table_zh",
     ("docs/scripts/lora_picture.py", " --table"): "markdown_table",
     ("docs/scripts/lora_picture.py", " --table --zh"): "markdown_table_zh",
+    ("docs/scripts/sharding_memory.py", ""): "markdown_table",
+    ("docs/scripts/sharding_memory.py", " --zh"): "markdown_table_zh",
 }
 
 
