@@ -537,6 +537,17 @@ def test_readme_zh_cn_is_the_readme_in_chinese():
     assert "[English](README.md) | 简体中文" in chinese.split("\n\n")[1]
 
 
+def commands(text: str) -> list[str]:
+    """The commands in a page's bash blocks, without their comments (a translation keeps them as they are)."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    return [line.split("  #")[0].rstrip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_zh_cn_has_the_readme_commands():
+    english, chinese = (ROOT / "README.md").read_text(encoding="utf-8"), README_ZH.read_text(encoding="utf-8")
+    assert commands(chinese) == commands(english)
+
+
 def tables(text: str) -> list[list[str]]:
     """The markdown tables of a page outside its generated and measured blocks (whose content the other checks
     hold): each a list of rows, the header first, the |---| line left out."""

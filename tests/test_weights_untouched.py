@@ -123,8 +123,8 @@ def test_generate_after_training_sees_the_new_weights(folder):
 def test_distributed_data_parallel_training_after_generate_is_bit_identical(tmp_path):
     out = tmp_path / "result.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(29700 + os.getpid() % 1000), str(HERE / "ddp_generate_step.py"),
-                             str(out)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(HERE / "ddp_generate_step.py"), str(out)],  # --standalone: a free port
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(out.read_text()) == {"memory_untouched": True, "bit_identical": True}
