@@ -85,3 +85,60 @@ def variant_model(variant, hf_folder):
     """A fresh minit5 model of every variant in turn, EOS made likely so that generation ends at varied steps."""
     from minit5 import T5
     return T5.from_pretrained(hf_folder(variant, eos_likely=True))
+
+
+# ---------------------------------------------------------------------------------------------- the browser
+class Chromium:
+    """Headless Chromium (Debian's package; .ci/run installs it), as the page tests drive it."""
+
+    def __init__(self, binary: str):
+        self.binary = binary
+
+    def dump_dom(self, url: str, profile, flags=(), budget_ms: int = 30000) -> tuple[str, str]:
+        """(the page's DOM once its scripts ran, Chromium's log, which holds the page's console and CSP messages).
+        The background-networking flags keep it from reaching for Google's hosts, which this machine cannot."""
+        import subprocess
+        result = subprocess.run([self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                 f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                                 f"--virtual-time-budget={budget_ms}", *flags, "--dump-dom", url],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
+        return result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Chromium:
+    """The browser, or a failure that says how to install it; a skip only where MINIT5_SKIP_BROWSER=1 asks."""
+    import shutil
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("MINIT5_SKIP_BROWSER") == "1":
+            pytest.skip("MINIT5_SKIP_BROWSER=1: the browser test is skipped on purpose")
+        pytest.fail("the browser test needs Chromium: apt-get install chromium (.ci/run installs it), "
+                    "or set MINIT5_SKIP_BROWSER=1 to skip it on purpose")
+    return Chromium(binary)
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """A tiny model config and text-to-text pairs for the trainer tests (tests/trainer_runs.py runs them): tiny.json,
+    pairs.jsonl (reverse a word), dev.jsonl, corpus.txt (for span corruption)."""
+    import json
+    from minit5 import T5Config
+    folder = tmp_path_factory.mktemp("train_files")
+    config = T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, num_decoder_layers=2,
+                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0)
+    config.save(folder / "tiny.json")
+    words = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "ocean", "piano", "robot"]
+    with open(folder / "pairs.jsonl", "w") as f:
+        for i in range(96):
+            w = words[i % len(words)] + str(i)
+            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
+    with open(folder / "dev.jsonl", "w") as f:
+        for w in words[:8]:
+            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
+    (folder / "corpus.txt").write_text("\n".join(f"The {w} number {i} sat quietly by the {words[(i * 7) % 10]} "
+                                                 f"while the wind moved." for i, w in enumerate(words * 6)))
+    return folder

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -359,30 +358,16 @@ def test_missing_demo_model_gives_the_train_hint(tmp_path):
 
 
 # ---------------------------------------------------------------- the page in a real browser
-def chromium():
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        if os.environ.get("MINIT5_SKIP_BROWSER") == "1":
-            pytest.skip("MINIT5_SKIP_BROWSER=1: the browser test is skipped on purpose")
-        pytest.fail("the browser test needs Chromium: apt-get install chromium (.ci/run installs it), "
-                    "or set MINIT5_SKIP_BROWSER=1 to skip it on purpose")
-    return binary
-
-
-def render(server, tmp_path, query: dict, languages: str | None = None) -> str:
+def render(chromium, server, tmp_path, query: dict, languages: str | None = None) -> str:
     """The page's DOM after it loaded with these settings in its address (it fills the form and submits it), in a
     browser whose languages are `languages` (e.g. "zh-CN,zh"; None: headless Chromium's default, en-US). The page
     must break no rule of its Content-Security-Policy (no inline script, style attribute or event handler)."""
     url = server.url + "?" + urllib.parse.urlencode(query)
     flags = [f"--accept-lang={languages}"] if languages else []
-    result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000",
-                             "--enable-logging=stderr", "--v=0", *flags, "--dump-dom", url],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
-    refused = [line for line in result.stderr.splitlines() if "Content Security Policy" in line]
+    dom, log = chromium.dump_dom(url, tmp_path / "profile", flags)
+    refused = [line for line in log.splitlines() if "Content Security Policy" in line]
     assert not refused, refused  # Chromium logs every blocked inline script or style on stderr
-    return result.stdout
+    return dom
 
 
 class Elements(html.parser.HTMLParser):
@@ -430,10 +415,10 @@ LANGUAGE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(LANGUAGE_CASES))
-def test_the_page_in_a_browser(server, folder, tmp_path, case):
+def test_the_page_in_a_browser(chromium, server, folder, tmp_path, case):
     languages, asked, expected, words = LANGUAGE_CASES[case]
     query = {"prompt": GANYMEDE, "max_new_tokens": 12, **({"lang": asked} if asked else {})}
-    dom = render(server, tmp_path, query, languages)
+    dom = render(chromium, server, tmp_path, query, languages)
     page = Elements(dom)
     ids, _, tokenizer = reference(folder, GANYMEDE, dict(max_new_tokens=12, num_beams=1, do_sample=False,
                                                         temperature=1.0, top_k=0, top_p=1.0, seed=0,
@@ -466,8 +451,8 @@ def test_the_page_in_a_browser(server, folder, tmp_path, case):
 
 @pytest.mark.parametrize("languages, words", [(None, ("steps in", "Finished hypotheses", "score")),
                                                ("zh-CN,zh", ("步，用时", "完成的假设", "得分"))], ids=["en", "zh"])
-def test_the_beam_tree_in_a_browser(server, tmp_path, languages, words):
-    page = Elements(render(server, tmp_path, {"prompt": GANYMEDE, "num_beams": 3, "max_new_tokens": 12}, languages))
+def test_the_beam_tree_in_a_browser(chromium, server, tmp_path, languages, words):
+    page = Elements(render(chromium, server, tmp_path, {"prompt": GANYMEDE, "num_beams": 3, "max_new_tokens": 12}, languages))
     assert words[0] in page.by_id["status"][1], page.by_id["status"]
     assert page.by_id["beam-panel"][0].get("hidden") is None
     assert page.classes["node"] >= 1 + 2 * 3 and page.classes.get("finished", 0) >= 1

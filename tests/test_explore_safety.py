@@ -9,10 +9,7 @@ tests/test_explore.py checks what the page shows; the browser tests here need Ch
 
 import http.client
 import json
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -402,37 +399,17 @@ def test_every_error_is_json(server, generations, what):
 
 
 # ---------------------------------------------------------------- in a browser
-def chromium():
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        if os.environ.get("MINIT5_SKIP_BROWSER") == "1":
-            pytest.skip("MINIT5_SKIP_BROWSER=1: the browser test is skipped on purpose")
-        pytest.fail("the browser test needs Chromium: apt-get install chromium (.ci/run installs it), "
-                    "or set MINIT5_SKIP_BROWSER=1 to skip it on purpose")
-    return binary
-
-
-def browse(url, tmp_path, budget_ms=20000):
-    """(DOM, Chromium's log) of a page in headless Chromium; the log holds the page's console messages."""
-    result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                             f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
-    return result.stdout, result.stderr
-
-
-def test_the_page_works_under_its_content_security_policy(server, generations, tmp_path):
+def test_the_page_works_under_its_content_security_policy(chromium, server, generations, tmp_path):
     """No inline script or style attribute is refused (app.js sets styles through CSSOM), and it draws a trace."""
     query = urllib.parse.urlencode({"prompt": PROMPT, "max_new_tokens": 6, "num_beams": 3})
-    dom, log = browse(f"{server.url}?{query}", tmp_path)
+    dom, log = chromium.dump_dom(f"{server.url}?{query}", tmp_path / "profile", budget_ms=20000)
     refused = [line for line in log.splitlines() if "Content Security Policy" in line]
     assert refused == [], refused[:3]
     assert "steps in" in dom and 'class="node' in dom and "grid-template-columns" in dom
     assert len(generations) == 1
 
 
-def test_another_page_cannot_frame_it_or_make_it_generate(server, generations, tmp_path):
+def test_another_page_cannot_frame_it_or_make_it_generate(chromium, server, generations, tmp_path):
     """A page served from another port of 127.0.0.1 frames the explore page with a prompt in its address, POSTs a
     prompt as text/plain (no preflight), as JSON, and from a form: nothing generates, and the server refused the
     frame, not just the browser."""
@@ -463,7 +440,8 @@ document.getElementById("f").submit();
     other = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path)))
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
-        browse(f"http://127.0.0.1:{other.server_address[1]}/attack.html", tmp_path, budget_ms=8000)
+        chromium.dump_dom(f"http://127.0.0.1:{other.server_address[1]}/attack.html", tmp_path / "profile",
+                          budget_ms=8000)
     finally:
         other.shutdown()
         other.server_close()

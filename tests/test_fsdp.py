@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from test_trainer import cli, files, losses, settings  # noqa: F401  (files is a fixture)
+from trainer_runs import cli, losses, settings
 
 from minit5 import T5Config
 from minit5.run_folder import read_metrics

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from grad_step import gradients_of_one_step
-from test_trainer import files, settings  # noqa: F401  (files is a fixture)
+from trainer_runs import settings
 from transformers import T5ForConditionalGeneration
 
 from minit5 import data as D

@@ -14,8 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from hf_models import build_hf_model, load_hf, padded_batch
 from minit5 import T5
-from minit5.lora import (AdapterError, LoRALinear, add_lora, load_adapter, lora_layers, merge_lora, save_adapter,
-                         trainable_summary)
+from minit5.lora import AdapterError, add_lora, load_adapter, lora_layers, merge_lora, trainable_summary
 from minit5.tokenizer import Tokenizer
 from minit5.trainer import TrainConfig, Trainer, TrainError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_trainer import files, settings  # noqa: F401  (files is a fixture)
+from trainer_runs import losses, run_in_process, settings
 
 import minit5.run_folder as run_folder
 from minit5.run_folder import read_metrics
@@ -106,7 +106,6 @@ def test_compile_smoke(files, tmp_path, monkeypatch):
     docs/scripts/compile_speed.py."""
     compile_ = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend="aot_eager", **kw))
-    from test_trainer import losses, run_in_process
     run_in_process(files, tmp_path / "plain", steps=2)
     trainer, _ = run_in_process(files, tmp_path / "compiled", steps=2, compile=True)
     assert hasattr(trainer.wrapped, "_orig_mod")  # really compiled

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_trainer import files, losses, run_in_process, settings  # noqa: F401  (files is a fixture)
+from trainer_runs import cli, losses, run_in_process, settings
 
 from minit5.trainer import TrainConfig, Trainer, TrainError
 
@@ -18,7 +18,6 @@ spec.loader.exec_module(train_cli)
 
 
 def argv(files, out, **overrides):
-    from test_trainer import cli
     return cli(settings(files, out, **overrides))
 
 

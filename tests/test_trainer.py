@@ -14,60 +14,10 @@ from safetensors.torch import load_file
 
 from minit5 import T5, T5Config
 from minit5.demo import language
-from minit5.run_folder import read_metrics
 from minit5.trainer import TrainConfig, Trainer, TrainError, lr_factor, parameter_groups
+from trainer_runs import cli, losses, run_in_process, settings
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train_files")
-    config = T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, num_decoder_layers=2,
-                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0)
-    config.save(folder / "tiny.json")
-    words = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "ocean", "piano", "robot"]
-    with open(folder / "pairs.jsonl", "w") as f:
-        for i in range(96):
-            w = words[i % len(words)] + str(i)
-            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
-    with open(folder / "dev.jsonl", "w") as f:
-        for w in words[:8]:
-            f.write(json.dumps({"input": f"Reverse {w}.", "target": w[::-1]}) + "\n")
-    (folder / "corpus.txt").write_text("\n".join(f"The {w} number {i} sat quietly by the {words[(i * 7) % 10]} "
-                                                 f"while the wind moved." for i, w in enumerate(words * 6)))
-    return folder
-
-
-def settings(files, out, **overrides):
-    base = dict(task="seq2seq", data=str(files / "pairs.jsonl"), config=str(files / "tiny.json"), out=str(out),
-                steps=6, batch_size=8, lr=3e-3, warmup=2, eval_every=1000, save_every=1000, log_every=1,
-                eval_examples=8)
-    base.update(overrides)
-    return base
-
-
-def cli(args: dict) -> list[str]:
-    out = []
-    for key, value in args.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            out.append(flag)
-        elif isinstance(value, list):
-            out += [flag, *map(str, value)]
-        elif value is not None and value is not False:
-            out += [flag, str(value)]
-    return out
-
-
-def losses(out) -> dict:
-    """{step: loss} from metrics.jsonl; safe while the trainer writes it (a line not yet ended is left out)."""
-    return {r["step"]: r["loss"] for r in read_metrics(Path(out) / "metrics.jsonl") if "loss" in r}
-
-
-def run_in_process(files, out, **overrides):
-    trainer = Trainer(TrainConfig(**settings(files, out, **overrides)), log=lambda m: None)
-    return trainer, trainer.train()
 
 
 # ---------------------------------------------------------------------------------------------- resume

@@ -4,7 +4,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from test_trainer import files, losses, run_in_process, settings  # noqa: F401  (files is a fixture)
+from trainer_runs import losses, settings
 
 from minit5 import T5, Tokenizer
 from minit5 import data as D

@@ -71,10 +71,7 @@ def test_the_chinese_prompt_figure_shows_the_real_tokens(doc_script):
     assert [sp.piece(i) for i in zh_ids] == ["▁", "<unk>", "</s>"]
 
 
-def test_the_explore_screenshot_in_chinese(tmp_path):
-    from test_explore import chromium  # the browser, or a skip only where MINIT5_SKIP_BROWSER=1 asks for one
-
-    chromium()
+def test_the_explore_screenshot_in_chinese(tmp_path, chromium):  # chromium: the browser, or a failure (conftest)
     out = tmp_path / "explore.png"
     result = subprocess.run([sys.executable, str(SCRIPTS / "explore_screenshot.py"), "--random", "--zh",
                              "--num-beams", "1", "--max-new-tokens", "3", "--size", "800,600", "--out", str(out)],
