@@ -10,6 +10,12 @@ import torch
 
 from minit5.config import T5Config
 
+HERE = Path(__file__).resolve().parent
+# A small T5 trained on the demo's data (minit5/demo.py), shipped so that step 7 and step 11 have a real model to
+# load: 517,504 parameters, 2.0 MiB. `python -m exercises.build_demo_model` trains it again (docs/exercises.md).
+DEMO_MODEL = HERE / "demo_model"
+QUESTIONS = {"Where is Ganymede?": "Jupiter", "伽尼米德在哪里？": "木星"}  # what every trained demo model answers
+
 
 def tiny_config(**overrides) -> T5Config:
     """A flan-T5-shaped model small enough to run in milliseconds. num_heads * d_kv (64) is not d_model (32) on
@@ -50,17 +56,21 @@ def copy_weights(yours, reference, what: str = "your model"):
     return yours.eval()
 
 
-def check_close(actual, expected, what: str, atol: float = 1e-5, rtol: float = 1e-5, mistakes=(), hint: str = ""):
+def check_close(actual, expected, what: str, atol: float = 1e-5, rtol: float = 1e-5, mistakes=(), hint: str = "",
+                shape_hint: str = ""):
     """Assert that `actual` equals `expected` within tolerance. On failure, say how it differs: which known
-    mistake reproduces it (mistakes: (explanation, what that mistake would give) pairs), or a scale factor."""
+    mistake reproduces it (mistakes: (explanation, what that mistake would give) pairs), a scale factor, or which
+    rows of a batch differ. `hint` is shown when the values differ and no known mistake explains them;
+    `shape_hint` only when the shape or dtype is wrong."""
+    __tracebackhide__ = True  # pytest shows the test's line, not this function's source
     if not isinstance(actual, torch.Tensor):
         raise AssertionError(f"{what}: expected a torch.Tensor, got {type(actual).__name__}")
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: your result has shape {tuple(actual.shape)}, expected "
-                             f"{tuple(expected.shape)}." + (f"\n{hint}" if hint else ""))
+                             f"{tuple(expected.shape)}." + (f"\n{shape_hint or hint}" if shape_hint or hint else ""))
     if actual.dtype != expected.dtype:
         raise AssertionError(f"{what}: your result has dtype {actual.dtype}, expected {expected.dtype}."
-                             + (f"\n{hint}" if hint else ""))
+                             + (f"\n{shape_hint or hint}" if shape_hint or hint else ""))
     a, e = actual.detach().double(), expected.detach().double()
     if torch.allclose(a, e, atol=atol, rtol=rtol):
         return
@@ -71,19 +81,25 @@ def check_close(actual, expected, what: str, atol: float = 1e-5, rtol: float = 1
         if wrong is not None and wrong.shape == a.shape and torch.allclose(a, wrong.detach().double(), atol=atol * 10,
                                                                          rtol=rtol * 10):
             lines.append(f"Your result equals what this mistake gives: {explanation}")
-            break
-    else:
-        if not finite.all():
-            lines.append("Your result holds inf or NaN.")
-        elif e.abs().sum() > 0:
-            scale = ((a * e).sum() / (e * e).sum()).item()  # the best factor s with actual ≈ s * expected
-            if abs(scale - 1) > 1e-3 and torch.allclose(a, scale * e, atol=atol * 10, rtol=1e-3):
-                lines.append(f"Your values are {scale:.4g} times the expected ones: a scale factor is wrong, "
-                             f"missing or extra.")
-        bad = (~torch.isclose(a, e, atol=atol, rtol=rtol)).nonzero()
-        first = tuple(bad[0].tolist())
-        lines.append(f"{len(bad)} of {a.numel()} values differ; the first at index {first}: yours "
-                     f"{a[first].item():.6g}, expected {e[first].item():.6g}.")
+            raise AssertionError("\n".join(lines))
+    if not finite.all():
+        lines.append("Your result holds inf or NaN.")
+    elif e.abs().sum() > 0:
+        scale = ((a * e).sum() / (e * e).sum()).item()  # the best factor s with actual ≈ s * expected
+        if abs(scale - 1) > 1e-3 and torch.allclose(a, scale * e, atol=atol * 10, rtol=1e-3):
+            lines.append(f"Your values are {scale:.4g} times the expected ones: a scale factor is wrong, "
+                         f"missing or extra.")
+    close = torch.isclose(a, e, atol=atol, rtol=rtol)
+    if a.dim() >= 2 and a.shape[0] > 1:  # a batch: which examples are right says a lot (padding, masks)
+        good = [row for row in range(a.shape[0]) if close[row].all()]
+        if good:
+            bad_rows = [row for row in range(a.shape[0]) if row not in good]
+            lines.append(f"Row(s) {', '.join(map(str, bad_rows))} of the batch differ; row(s) "
+                         f"{', '.join(map(str, good))} match.")
+    bad = (~close).nonzero()
+    first = tuple(bad[0].tolist())
+    lines.append(f"{len(bad)} of {a.numel()} values differ; the first at index {first}: yours "
+                 f"{a[first].item():.6g}, expected {e[first].item():.6g}.")
     if hint:
         lines.append(hint)
     raise AssertionError("\n".join(lines))
@@ -135,3 +151,35 @@ def save_byte_tokenizer(folder: Path):
     """A tokenizer_config.json for the byte-level tokenizer (what the demo model uses)."""
     folder = Path(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "ByT5Tokenizer", "extra_ids": 125}))
+
+
+@torch.no_grad()
+def ask_without_cache(model, question: str, max_new_tokens: int = 16) -> str:
+    """Greedy decoding the slow way, with your model's encode and decode: the whole answer so far goes through
+    the decoder again at every step (no KV cache: that is step 8). The demo model reads bytes (id = byte + 3)."""
+    from minit5.tokenizer import Tokenizer
+    tok = Tokenizer.byte_level()
+    input_ids = torch.tensor([tok.encode(question)])  # (1, S), ending with EOS
+    encoder_output = model.encode(input_ids)
+    answer = torch.full((1, 1), model.config.decoder_start_token_id, dtype=torch.long)
+    for _ in range(max_new_tokens):
+        next_token = model.decode(answer, encoder_output)[:, -1].argmax(-1)  # (1,)
+        answer = torch.cat([answer, next_token[:, None]], dim=1)
+        if next_token.item() == model.config.eos_token_id:
+            break
+    return tok.decode(answer[0].tolist())
+
+
+def save_hf_checkpoint(model, folder, hf_name):
+    """Write your model as a Hugging Face folder (config.json, model.safetensors, the byte tokenizer's
+    tokenizer_config.json), naming each tensor with your step 7 hf_name, so that your loader can read it back.
+    A tied model (no lm_head) writes only shared.weight for the embedding, as transformers does."""
+    from safetensors.torch import save_file
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    tensors = {hf_name(name, config): tensor.detach().contiguous().clone()
+               for name, tensor in model.state_dict().items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config.save(folder / "config.json")
+    save_byte_tokenizer(folder)

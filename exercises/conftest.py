@@ -3,11 +3,13 @@
     python -m pytest exercises                 tests your files (exercises/stepNN_*.py)
     python -m pytest exercises --solutions     the same tests against exercises/solutions/
     python -m pytest exercises -k step03       one step
+    python -m pytest exercises -m "not training"   everything but step 12's few-minute training run
 
 Each test module names its step (STEP = "step03_attention"); the `impl` fixture imports that step, yours or the
 solution, and every test receives it as its argument.
 """
 
+import contextlib
 import importlib
 import os
 
@@ -17,15 +19,15 @@ try:  # the tests compare with minit5 and transformers: a missing package is an 
     import torch
     import transformers
 except ImportError as e:  # pragma: no cover
-    pytest.exit(f"{e}; the exercises need the test extra: pip install -e \".[test]\"", returncode=4)
+    pytest.exit(f"{e}; the exercises need their extra: pip install -e \".[exercises]\"", returncode=4)
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+from ._support import DEMO_MODEL
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))  # at most 2; OMP_NUM_THREADS=1 is kept
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach for the network
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
-
-DEFAULT_DEMO_MODEL = "out/demo"  # where `python train.py` saves its model
 
 
 def pytest_addoption(parser):
@@ -33,7 +35,22 @@ def pytest_addoption(parser):
     group.addoption("--solutions", action="store_true", default=False,
                     help="run the exercise tests against exercises/solutions/ instead of your files")
     group.addoption("--demo-model", default=None,
-                    help=f"model folder for the last step (default: $MINIT5_DEMO_MODEL, else {DEFAULT_DEMO_MODEL})")
+                    help=f"trained model folder for steps 7 and 11 (default: $MINIT5_DEMO_MODEL, else the small "
+                         f"model shipped in {DEMO_MODEL.name}/)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "training: step 12's full training run (a few minutes)")
+    # A failing exercise test says what is wrong in its message; the lines of code around it only hide that.
+    if config.getoption("tbstyle", "auto") == "auto":
+        config.option.tbstyle = "short"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not training" deselects
+def pytest_collection_modifyitems(items):
+    for item in items:  # a test module lists its long runs in TRAINING_RUNS
+        if item.originalname in getattr(item.module, "TRAINING_RUNS", ()):
+            item.add_marker(pytest.mark.training)
 
 
 def pytest_report_header(config):
@@ -55,4 +72,26 @@ def impl(request):
 
 @pytest.fixture
 def demo_model(request):
-    return request.config.getoption("demo_model") or os.environ.get("MINIT5_DEMO_MODEL") or DEFAULT_DEMO_MODEL
+    return request.config.getoption("demo_model") or os.environ.get("MINIT5_DEMO_MODEL") or DEMO_MODEL
+
+
+class Say:
+    """say(text): print to the terminal now, even while pytest captures output (the moments worth seeing).
+    with say.live(): everything printed inside goes to the terminal as it happens (a training run's progress)."""
+
+    def __init__(self, capture):
+        self.capture = capture
+
+    def __call__(self, text="", end="\n"):
+        with self.live():
+            print(text, end=end, flush=True)
+
+    def live(self):
+        if self.capture is None:
+            return contextlib.nullcontext()
+        return self.capture.global_and_fixture_disabled()
+
+
+@pytest.fixture
+def say(request):
+    return Say(request.config.pluginmanager.getplugin("capturemanager"))

@@ -1,4 +1,6 @@
-"""Step 1: RMS norm. Compared with minit5/model.py RMSNorm and transformers' T5LayerNorm."""
+"""Step 1: RMS norm. Compared with minit5/model.py RMSNorm and transformers' T5LayerNorm.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 import torch
 from transformers.models.t5.modeling_t5 import T5LayerNorm
@@ -41,9 +43,33 @@ def test_rms_norm_matches_minit5_and_transformers(impl):
             ("you used x.std() or x.var(): those subtract the mean. Use the mean of x² over the last dimension.",
              weight * x * torch.rsqrt(x.var(-1, keepdim=True) + 1e-6)),
             ("the sum of squares is used instead of the mean.", weight * x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + 1e-6)),
+            ("the mean of squares is taken over the wrong dimension (the positions, dim 1): take it over the last "
+             "dimension, each position's own features: x.pow(2).mean(-1, keepdim=True).",
+             weight * x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6)),
+            ("the mean of squares is taken over the whole tensor (no dim): take it over the last dimension, each "
+             "position's own features: x.pow(2).mean(-1, keepdim=True).", weight * x * torch.rsqrt(x.pow(2).mean() + 1e-6)),
+            ("the mean of squares is taken over the first dimension (the batch): take it over the last "
+             "dimension, each position's own features: x.pow(2).mean(-1, keepdim=True).",
+             weight * x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + 1e-6)),
         ]
         check_close(norm(x), expected, "RMSNorm(x)", mistakes=mistakes,
                     hint="See docs/architecture.md, section 2 (RMS norm: scale only).")
+
+
+def test_rms_norm_uses_its_eps(impl):
+    x, weight = inputs()
+    for eps in (1e-2, 1e-6):  # the row of tiny values has a mean square of about 1e-5: eps decides its scale
+        norm = impl.RMSNorm(32, eps=eps)
+        ref = Reference(32, eps)
+        with torch.no_grad():
+            norm.weight.copy_(weight)
+            ref.weight.copy_(weight)
+            ms = x.pow(2).mean(-1, keepdim=True)
+            other = 1e-6 if eps != 1e-6 else 1e-2
+            check_close(norm(x), ref(x), f"RMSNorm(32, eps={eps:g})(x)",
+                        mistakes=[(f"eps is not the one given: RMSNorm(32, eps={eps:g}) must add self.eps, not a "
+                                   f"fixed number.", weight * x * torch.rsqrt(ms + other))],
+                        hint="y = weight * x / sqrt(mean(x²) + self.eps).")
 
 
 def test_rms_norm_in_float16_does_not_overflow(impl):

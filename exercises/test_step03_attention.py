@@ -1,4 +1,6 @@
-"""Step 3: masks and attention without 1/sqrt(d). Compared with minit5/model.py."""
+"""Step 3: masks and attention without 1/sqrt(d). Compared with minit5/model.py.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 import math
 
@@ -11,38 +13,77 @@ from minit5.model import LayerCache
 from ._support import check_close, tiny_config
 
 STEP = "step03_attention"
-NEG = torch.finfo(torch.float32).min
+
+
+def mask_value_problem(got, expected, what: str) -> str:
+    """If the hidden positions hold another number than torch.finfo(dtype).min, say which and why it matters."""
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape or got.dtype != expected.dtype:
+        return ""
+    hidden = expected != 0
+    if not hidden.any() or not torch.equal(got[~hidden], expected[~hidden]):
+        return ""
+    values = got[hidden].unique()
+    if len(values) != 1 or values.item() == expected[hidden][0].item():
+        return ""
+    value, smallest = values.item(), torch.finfo(expected.dtype).min
+    if value == -math.inf:
+        why = ("-inf breaks a query whose keys are all hidden (softmax of all -inf is 0/0 = NaN), and -inf plus "
+               "+inf anywhere is NaN")
+    else:
+        why = ("the masks must equal transformers' bit for bit (the mask is added to the position bias, and "
+               "masked scores must stay below every real one)")
+    return (f"{what}: the hidden positions hold {value:g}, not torch.finfo({expected.dtype}).min = {smallest:g}, "
+            f"the most negative number of the mask's dtype: {why}. Use torch.finfo(dtype).min.")
+
+
+def call_mask(make_mask, what, *args):
+    try:
+        return make_mask(*args)
+    except RuntimeError as e:
+        if "overflow" not in str(e):
+            raise
+        raise AssertionError(f"{what} raised {e!r}: the very negative number must be the mask dtype's own, "
+                             f"torch.finfo(dtype).min (float32's does not fit in float16).") from None
 
 
 def test_padding_mask(impl):
     attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
-    expected = reference.padding_mask(attention_mask, torch.float32)
-    got = impl.padding_mask(attention_mask, torch.float32)
-    check_close(got, expected, "padding_mask([[1,1,1,1],[1,1,0,0]])", atol=0, rtol=0,
-                mistakes=[("the mask is inverted: 0 marks padding, which must get the very negative number.",
-                           reference.padding_mask(1 - attention_mask, torch.float32))],
-                hint="Shape (B, 1, 1, S): one row per example, broadcast over heads and queries; 0 where a key may "
-                     "be seen, torch.finfo(dtype).min where it is padding.")
+    for dtype in (torch.float32, torch.float16):  # a model in float16 needs its masks in float16
+        expected = reference.padding_mask(attention_mask, dtype)
+        what = f"padding_mask([[1,1,1,1],[1,1,0,0]], {dtype})"
+        got = call_mask(impl.padding_mask, what, attention_mask, dtype)
+        problem = mask_value_problem(got, expected, what)
+        assert not problem, problem
+        check_close(got, expected, what, atol=0, rtol=0,
+                    mistakes=[("the mask is inverted: 0 marks padding, which must get the very negative number.",
+                               reference.padding_mask(1 - attention_mask, dtype))],
+                    hint="Shape (B, 1, 1, S): one row per example, broadcast over heads and queries; 0 where a key may "
+                         "be seen, torch.finfo(dtype).min where it is padding, in the dtype asked for.")
     assert impl.padding_mask(None, torch.float32) is None, "padding_mask(None, dtype) should return None"
 
 
 def test_causal_mask(impl):
-    for query_len, past in [(4, 0), (3, 2)]:
-        expected = reference.causal_mask(query_len, past, torch.float32, "cpu")
-        got = impl.causal_mask(query_len, past, torch.float32, "cpu")
+    for query_len, past, dtype in [(4, 0, torch.float32), (3, 2, torch.float32), (3, 2, torch.bfloat16)]:
+        expected = reference.causal_mask(query_len, past, dtype, "cpu")
+        what = f"causal_mask(query_len={query_len}, past={past}, {dtype})"
+        got = call_mask(impl.causal_mask, what, query_len, past, dtype, "cpu")
+        problem = mask_value_problem(got, expected, what)
+        assert not problem, problem
+        neg = torch.finfo(dtype).min
         q = torch.arange(past, past + query_len)[:, None]
         k = torch.arange(past + query_len)[None, :]
+        zeros = torch.zeros(query_len, past + query_len, dtype=dtype)
         mistakes = [
             ("the diagonal is masked: a position may attend to itself (mask key > query, not key >= query).",
-             torch.zeros(query_len, past + query_len).masked_fill(k >= q, NEG)[None, None]),
+             zeros.masked_fill(k >= q, neg)[None, None]),
             ("the mask is shifted by one: position i sees key i + 1, one step into the future.",
-             torch.zeros(query_len, past + query_len).masked_fill(k > q + 1, NEG)[None, None]),
+             zeros.masked_fill(k > q + 1, neg)[None, None]),
             ("the cached positions are ignored: query i is at position past + i.",
-             torch.zeros(query_len, past + query_len).masked_fill(k > q - past, NEG)[None, None]),
+             zeros.masked_fill(k > q - past, neg)[None, None]),
             ("the mask is the wrong way round: it hides the past and shows the future.",
-             torch.zeros(query_len, past + query_len).masked_fill(k < q, NEG)[None, None]),
+             zeros.masked_fill(k < q, neg)[None, None]),
         ]
-        check_close(got, expected, f"causal_mask(query_len={query_len}, past={past})", atol=0, rtol=0, mistakes=mistakes,
+        check_close(got, expected, what, atol=0, rtol=0, mistakes=mistakes,
                     hint="Shape (1, 1, T, past + T): query i sits at position past + i and may see keys 0..past + i.")
     assert impl.causal_mask(1, 5, torch.float32, "cpu") is None, \
         "causal_mask(1, past, ...) should return None: one new token may see every cached position"

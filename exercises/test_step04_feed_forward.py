@@ -1,4 +1,6 @@
-"""Step 4: the feed-forward network, gated GELU (flan-T5) and ReLU (T5 v1.0). Compared with minit5 and transformers."""
+"""Step 4: the feed-forward network, gated GELU (flan-T5) and ReLU (T5 v1.0). Compared with minit5 and transformers.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 import torch
 import torch.nn.functional as F

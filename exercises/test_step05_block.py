@@ -1,4 +1,6 @@
-"""Step 5: a pre-norm block, encoder and decoder. Compared with minit5/model.py Block."""
+"""Step 5: a pre-norm block, encoder and decoder. Compared with minit5/model.py Block.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 import torch
 
@@ -61,3 +63,27 @@ def test_decoder_block_matches_minit5(impl):
                                post_norm(ref, x, self_bias, context, cross_bias))],
                     hint="Decoder: self-attention, then cross-attention to the context, then the FFN, each "
                          "x = x + sublayer(norm(x)) with its own norm.")
+
+
+def test_decoder_block_passes_the_cache_to_both_attentions(impl):
+    """Step 8's cache goes through the block: self-attention appends to it, cross-attention fills cache.cross once."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    ref = reference.Block(config, is_decoder=True, has_position_bias=True).eval()
+    yours = copy_weights(impl.Block(config, is_decoder=True, has_position_bias=True), ref, "your decoder Block")
+    x, context, _, cross_bias = inputs()
+    causal = reference.causal_mask(5, 0, torch.float32, "cpu")
+    with torch.no_grad():
+        full = ref(x, causal, context, cross_bias)
+        cache = reference.LayerCache(5)
+        steps = [yours(x[:, :3], causal[:, :, :3, :3], context, cross_bias, cache=cache)]
+        assert cache.length == 3, (
+            f"after a decoder block ran 3 positions with a cache, cache.length is {cache.length}, expected 3: pass "
+            f"the cache to self-attention (self.self_attn(..., cache=cache)).")
+        assert cache.cross is not None, (
+            "the decoder block ran with a cache, but cache.cross is still None: pass the cache to the "
+            "cross-attention too (self.cross_attn(..., context, cache=cache)), so that the keys and values of the "
+            "encoder output are computed once, not at every generated token.")
+        steps += [yours(x[:, t:t + 1], None, context, cross_bias, cache=cache) for t in (3, 4)]
+        check_close(torch.cat(steps, dim=1), full, "decoder Block run with a cache, 3 positions then 1 then 1",
+                    hint="Give the same cache to both attentions; the block itself keeps nothing between calls.")

@@ -1,4 +1,6 @@
-"""Step 8: the KV cache and greedy decoding. Compared with minit5/generate.py and transformers' generate."""
+"""Step 8: the KV cache and greedy decoding. Compared with minit5/generate.py and transformers' generate.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 import torch
 
@@ -60,6 +62,50 @@ def test_greedy_matches_minit5_and_transformers(impl, tmp_path):
             lines.append(f"Row {row} went on after its EOS: a row that has finished gets pad (0) at every later step.")
             break
     raise AssertionError("\n".join(lines))
+
+
+def ended_early_batch(impl):
+    """Four prompts whose greedy answers all end with EOS before max_new_tokens (10): after 6, 3, 8 and 4 tokens."""
+    config = tiny_config()
+    ref = make_eos_likely(reference_model(config, seed=6), margin=0.3)
+    yours = copy_weights(impl.T5(config), ref)
+    input_ids, attention_mask = prompts(config, batch=8)
+    rows = torch.tensor([0, 2, 3, 7])
+    return yours, ref, input_ids[rows], attention_mask[rows]
+
+
+def test_greedy_stops_when_every_row_has_ended(impl):
+    yours, ref, input_ids, attention_mask = ended_early_batch(impl)
+    expected = reference_generate(ref, input_ids, attention_mask, max_new_tokens=10, step="readable")
+    assert expected.shape[1] < 11 and (expected == 1).any(1).all(), \
+        "every row of this batch should end before 10 new tokens (the test setup is broken)"
+    got = impl.greedy_generate(yours, input_ids, attention_mask, max_new_tokens=10)
+    if isinstance(got, torch.Tensor) and torch.equal(got, expected):
+        return
+    lines = [f"greedy_generate(..., max_new_tokens=10) on a batch whose rows all end early gave\n"
+             f"{got.tolist() if isinstance(got, torch.Tensor) else got}\nexpected\n{expected.tolist()}"]
+    if isinstance(got, torch.Tensor) and got.shape[1] > expected.shape[1] and torch.equal(got[:, :expected.shape[1]],
+                                                                                          expected):
+        lines.append(f"Your rows are right, but the loop went on after every row had produced EOS (all rows end by "
+                     f"token {expected.shape[1] - 1}): stop as soon as every row is finished; the output then has "
+                     f"1 + (the longest answer) columns, not 1 + max_new_tokens.")
+    raise AssertionError("\n".join(lines))
+
+
+def test_greedy_infers_the_attention_mask(impl):
+    yours, ref, input_ids, attention_mask = ended_early_batch(impl)
+    expected = reference_generate(ref, input_ids, attention_mask, max_new_tokens=10, step="readable")
+    got = impl.greedy_generate(yours, input_ids, None, max_new_tokens=10)
+    if isinstance(got, torch.Tensor) and torch.equal(got, expected):
+        return
+    with_mask = impl.greedy_generate(yours, input_ids, attention_mask, max_new_tokens=10)
+    advice = ("Without an attention_mask, infer it: (input_ids != config.pad_token_id).long(), so the padding stays "
+              "hidden from the encoder and from cross-attention."
+              if isinstance(with_mask, torch.Tensor) and torch.equal(with_mask, expected) else
+              "Your answer WITH the mask differs too: make test_greedy_stops_when_every_row_has_ended pass first.")
+    raise AssertionError(f"greedy_generate(model, input_ids, attention_mask=None) on padded prompts gave\n"
+                         f"{got.tolist() if isinstance(got, torch.Tensor) else got}\nexpected (the same as with the "
+                         f"mask)\n{expected.tolist()}\n{advice}")
 
 
 def test_greedy_uses_the_cache(impl):

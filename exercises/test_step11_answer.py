@@ -1,14 +1,16 @@
-"""Step 11: your T5 answers. First on a tiny random model (compared with minit5), then the reward: the model
-that `python train.py` trained, loaded by your loader and run by your greedy decoder, says where Ganymede is."""
+"""Step 11: your T5 answers. First on a tiny random model (compared with minit5), then the reward: a trained demo
+model (the small one shipped in exercises/demo_model, or the one `python train.py` writes, with --demo-model),
+loaded by your loader and run by your greedy decoder, says where Ganymede is, in English and in Chinese.
+
+(PYTEST_DONT_REWRITE: a failed check shows its own message, not pytest's account of the expression.)"""
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from minit5.tokenizer import Tokenizer
 
-from ._support import make_eos_likely, reference_model, save_byte_tokenizer, tiny_config
+from ._support import QUESTIONS, make_eos_likely, reference_model, save_byte_tokenizer, tiny_config
 
 STEP = "step11_answer"
 
@@ -20,22 +22,27 @@ def test_answer_matches_minit5_on_a_tiny_model(impl, tmp_path):
     save_byte_tokenizer(tmp_path)
     tok = Tokenizer.from_pretrained(tmp_path)
     question = "Where is Ganymede?"
-    out = ref.generate(torch.tensor([tok.encode(question)]), max_new_tokens=12, step="readable")
-    expected = tok.decode(out[0].tolist())
-    got = impl.answer(tmp_path, question, max_new_tokens=12)
-    assert isinstance(got, str), f"answer() should return the decoded text, got {type(got).__name__}"
-    assert got == expected, (f"answer() on a random model gave {got!r}; minit5 gives {expected!r}. Encode with "
-                             f"Tokenizer.from_pretrained(model_dir).encode (it appends EOS), generate greedily, decode.")
+    for max_new_tokens in (12, 3):
+        out = ref.generate(torch.tensor([tok.encode(question)]), max_new_tokens=max_new_tokens, step="readable")
+        expected = tok.decode(out[0].tolist())
+        got = impl.answer(tmp_path, question, max_new_tokens=max_new_tokens)
+        assert isinstance(got, str), f"answer() should return the decoded text, got {type(got).__name__}"
+        assert got == expected, (
+            f"answer(..., max_new_tokens={max_new_tokens}) on a random model gave {got!r}; minit5 gives "
+            f"{expected!r}. Encode with Tokenizer.from_pretrained(model_dir).encode (it appends EOS), generate "
+            f"greedily with the max_new_tokens given, decode.")
 
 
-def test_your_t5_answers_jupiter(impl, demo_model):
+def test_your_t5_answers_jupiter(impl, demo_model, say):
     folder = Path(demo_model)
-    if not (folder / "config.json").exists():
-        pytest.skip(f"no trained model at {folder}: run `python train.py` (about 6 minutes on 2 CPU cores) or pass "
-                    f"--demo-model DIR. This skip does not hide a missing package; this one test needs a trained model.")
-    got = impl.answer(folder, "Where is Ganymede?")
-    assert "Jupiter" in got, (
-        f"Your T5 answered {got!r} to 'Where is Ganymede?'; minit5 answers 'Jupiter' with this model "
-        f"(python generate.py --model {folder} \"Where is Ganymede?\"). Steps 1-10 pass, so compare the pieces on "
-        f"this model: load it with minit5 too and compare the logits layer by layer.")
-    print(f"\nYour own T5, loaded by your loader and decoded by your greedy search: Where is Ganymede? → {got}")
+    assert (folder / "config.json").exists(), (
+        f"no trained model at {folder}: --demo-model DIR (or MINIT5_DEMO_MODEL) must name a folder that "
+        f"`python train.py --out DIR` wrote; without it the tests use the small model in exercises/demo_model.")
+    for question, expected in QUESTIONS.items():
+        got = impl.answer(folder, question)
+        assert expected in got, (
+            f"Your T5 answered {got!r} to {question!r}; minit5 answers {expected!r} with this model "
+            f"(python generate.py --model {folder} \"{question}\"). Steps 1-10 pass, so compare the pieces on "
+            f"this model: load it with minit5 too and compare the logits layer by layer.")
+        say(("\n" if expected == "Jupiter" else "") +
+            f"  your own T5 (your loader, your model, your KV cache and greedy search): {question} → {got}")
