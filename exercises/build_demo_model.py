@@ -28,9 +28,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(DEMO_MODEL), help=f"where the model goes (default {DEMO_MODEL})")
     p.add_argument("--run", default="out/exercises-demo", help="the training run's folder (default out/exercises-demo)")
     args = p.parse_args(argv)
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    import train  # the repository's train.py
+    from minit5 import train_cli  # what the repository's train.py runs
 
     run = Path(args.run)
     config_json = run.with_name(run.name + "-config.json")  # beside the run: train.py wants --out for itself
@@ -38,7 +36,7 @@ def main(argv=None):
     train_loop.recipe_config().save(config_json)
     command = train_loop.train_command(str(config_json), str(run)) + ["--overwrite"]
     print("python train.py " + " ".join(command))
-    train.main(command)
+    train_cli.main(command)
 
     import torch
     from minit5.model import T5

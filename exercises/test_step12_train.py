@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from minit5.data import collate as reference_collate
-from minit5.trainer import Trainer, read_metrics, summed_loss
-from train import parse_args as parse_train_args
+from minit5.run_folder import read_metrics
+from minit5.trainer import Trainer, summed_loss
+from minit5.train_cli import parse_args as parse_train_args
 
 from . import train_loop
 from ._support import QUESTIONS, check_close, copy_weights, reference_model, save_hf_checkpoint, tiny_config
