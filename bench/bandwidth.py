@@ -9,6 +9,8 @@ bandwidth, not its floating-point speed, sets the limit:
 bench/run.py reports each batch-1 decode row as a fraction of this bound (`of_bandwidth`), beside the bound of
 torch's own kernels for the same products (`of_bound`: the products alone, timed). The first is a property of
 the hardware; the second of the kernels, and a kernel can be slower than the memory (docs/performance.md).
+Caches can hold part of a small model between steps (the int8 flan-T5-small, 51 MB, fits in some CPUs' L3), so a
+small model can beat this bound; for flan-T5-small in fp32 (154 MB) and larger it holds.
 
     python bench/bandwidth.py              this machine's read bandwidth and flan-T5-small's bound (fp32, int8)
 """
@@ -27,18 +29,27 @@ READ_BYTES = 512 * 2**20  # larger than any cache, so the sum reads from memory
 
 
 def read_bandwidth(threads: int | None = None, reps: int = 7) -> float:
-    """Bytes per second that torch's sum reads from memory with `threads` threads (median of reps, after one
-    warm-up). A sum does one addition per 4 bytes read, far below what the cores can do: memory sets its speed."""
+    """Bytes per second torch reads from memory with `threads` threads: the faster of two ways of streaming
+    READ_BYTES, each the median of reps after a warm-up. A sum does one addition per 4 bytes, and one row times a
+    column-major matrix (what a batch-1 decode step does) two operations per 4 bytes; both are far below what the
+    cores can compute, so memory sets their speed. Which of the two reads faster depends on the CPU (a 2-core
+    Intel Xeon: 24 GB/s for the sum, 31 for the product; the AMD EPYC of docs/performance.md: 19.6 and 17.7), and
+    the bound must be one no kernel beats, so the faster counts."""
     if threads is not None:
         torch.set_num_threads(threads)
     x = torch.ones(READ_BYTES // 4)
-    x.sum()  # warm-up: pages mapped, threads started
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        x.sum()
-        times.append(time.perf_counter() - start)
-    return READ_BYTES / statistics.median(times)
+    matrix = x.view(-1, 1024).t()  # (1024, rows): the same bytes as a column-major weight of `rows` outputs
+    row = torch.ones(1, 1024)
+
+    def median_seconds(read):
+        read()  # warm-up: pages mapped, threads started
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            read()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+    return READ_BYTES / min(median_seconds(x.sum), median_seconds(lambda: row @ matrix))
 
 
 def step_bytes(weights) -> int:

@@ -34,6 +34,12 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("ATEN_CPU_CAPABILITY") and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    # Imitating another CPU (docs/performance.md): torch.compile's on-disk cache does not tell programs built under
+    # another ATEN_CPU_CAPABILITY apart, and loading one gave NaN logits and heap corruption (torch 2.13), so the
+    # imitation compiles into a cache of its own.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
+                                                         "torchinductor-" + os.environ["ATEN_CPU_CAPABILITY"])
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))  # bench/bandwidth.py, also when this file is imported (tests)
 
