@@ -9,8 +9,8 @@ bandwidth, not its floating-point speed, sets the limit:
 bench/run.py reports each batch-1 decode row as a fraction of this bound (`of_bandwidth`), beside the bound of
 torch's own kernels for the same products (`of_bound`: the products alone, timed). The first is a property of
 the hardware; the second of the kernels, and a kernel can be slower than the memory (docs/performance.md).
-Caches can hold part of a small model between steps (the int8 flan-T5-small, 51 MB, fits in some CPUs' L3), so a
-small model can beat this bound; for flan-T5-small in fp32 (154 MB) and larger it holds.
+Caches can hold part of a small model between steps (the int8 flan-T5-small, 49 MiB, fits in some CPUs' L3), so a
+small model can beat this bound; for flan-T5-small in fp32 (147 MiB) and larger it holds.
 
     python bench/bandwidth.py              this machine's read bandwidth and flan-T5-small's bound (fp32, int8)
 """
@@ -33,7 +33,7 @@ def read_bandwidth(threads: int | None = None, reps: int = 7) -> float:
     READ_BYTES, each the median of reps after a warm-up. A sum does one addition per 4 bytes, and one row times a
     column-major matrix (what a batch-1 decode step does) two operations per 4 bytes; both are far below what the
     cores can compute, so memory sets their speed. Which of the two reads faster depends on the CPU (a 2-core
-    Intel Xeon: 24 GB/s for the sum, 31 for the product; the AMD EPYC of docs/performance.md: 19.6 and 17.7), and
+    Intel Xeon: 22 GiB/s for the sum, 28 for the product; the AMD EPYC of docs/performance.md: 18.3 and 16.5), and
     the bound must be one no kernel beats, so the faster counts."""
     if threads is not None:
         torch.set_num_threads(threads)
@@ -72,13 +72,13 @@ def main(argv=None):
     from minit5.fast import prepare
     from minit5.quant import quantize
     bandwidth = read_bandwidth(args.threads)
-    print(f"read bandwidth, {args.threads} threads: {bandwidth / 1e9:.1f} GB/s")
+    print(f"read bandwidth, {args.threads} threads: {bandwidth / 2**30:.1f} GiB/s")
     model = T5(T5Config.flan_t5("small")).eval()
     for name in ("float32", "int8"):
         if name == "int8":
             quantize(model)
         n = step_bytes(prepare(model))
-        print(f"flan-T5-small, {name}: {n / 1e6:.1f} MB a step, at most {bandwidth / n:.0f} steps/s")
+        print(f"flan-T5-small, {name}: {n / 2**20:.1f} MiB a step, at most {bandwidth / n:.0f} steps/s")
 
 
 if __name__ == "__main__":

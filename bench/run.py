@@ -195,7 +195,7 @@ class Bench:
         if not hasattr(self, "read_bandwidth"):
             self.read_bandwidth = read_bandwidth()  # measured once per run
         bound = self.read_bandwidth / step_bytes(prepare(model))
-        return {"bandwidth_gb_s": round(self.read_bandwidth / 1e9, 1), "bandwidth_bound_steps_s": round(bound, 1),
+        return {"bandwidth_gib_s": round(self.read_bandwidth / 2**30, 1), "bandwidth_bound_steps_s": round(bound, 1),
                 "of_bandwidth": round(steps_per_s / bound, 3)}
 
     def decode(self):
