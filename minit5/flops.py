@@ -16,6 +16,7 @@ arithmetic. Here the peak is measured, not taken from a data sheet: one large fp
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
@@ -49,18 +50,29 @@ def training_flops(config: T5Config, source_lens, target_lens, trains_weights: b
     return forward * (3 if trains_weights else 2)
 
 
+def cpu_flags() -> dict:
+    """This CPU's instruction-set flags, as torch sees them (avx2, avx512_vnni, avx512_bf16, amx_bf16, ...)."""
+    get = getattr(torch.cpu, "get_capabilities", None)  # newer torch; older ones answer only the VNNI question
+    return get() if get is not None else {"avx512_vnni": torch.cpu._is_vnni_supported()}
+
+
+def native_bf16(flags: dict) -> bool:
+    """Whether a CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); without, bf16 is converted and slower."""
+    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+
+
+@functools.lru_cache(maxsize=None)
 def matmul_peak(device="cpu", n: int = 2048, reps: int = 5) -> float:
     """FLOP/s of one n×n by n×n fp32 product on this device, median of reps after a warm-up: the machine's
-    practical peak for the arithmetic a training step does."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    practical peak for the arithmetic a training step does. Measured once per process and device."""
+    a = torch.full((n, n), 0.5, device=device)  # the values do not matter; no random numbers are drawn
+    b = torch.full((n, n), 0.25, device=device)
+    cuda = torch.device(device).type == "cuda"
     times = []
     for i in range(reps + 2):
-        if device != "cpu" and torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
         start = time.perf_counter()
         a @ b
-        if torch.device(device).type == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         if i >= 2:  # the first two warm up
             times.append(time.perf_counter() - start)

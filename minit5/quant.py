@@ -44,6 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .flops import cpu_flags
+
 MODES = ("int8",)
 KEEP_FP32 = ("down",)  # names of the linear layers left in fp32 by default (see the module docstring)
 
@@ -52,12 +54,6 @@ def reduce_range_for(flags: dict) -> bool:
     """True where fbgemm's int8 products would saturate 8-bit activations: on CPUs without AVX512-VNNI.
     flags: torch.cpu.get_capabilities()'s answer (or any dict of flag names), so tests can ask for any CPU."""
     return not flags.get("avx512_vnni", False)
-
-
-def cpu_flags() -> dict:
-    """This CPU's instruction-set flags, as torch sees them."""
-    get = getattr(torch.cpu, "get_capabilities", None)  # newer torch; older ones answer only the VNNI question
-    return get() if get is not None else {"avx512_vnni": torch.cpu._is_vnni_supported()}
 
 
 REDUCE_RANGE = reduce_range_for(cpu_flags())  # 7-bit activations on this CPU? Decided once, from its flags.

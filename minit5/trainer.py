@@ -41,6 +41,7 @@ from . import evaluate as E
 from . import sharding
 from .checkpoint import CheckpointError, resolve_path
 from .config import ConfigError, T5Config
+from .flops import cpu_flags, matmul_peak, native_bf16, training_flops
 from .lora import AdapterError, add_lora, load_adapter, merge_lora, save_adapter, trainable_summary
 from .model import T5, Attention
 from .run_folder import RunFolder, check_out_dir, checkpoint_step, latest_checkpoint
@@ -49,6 +50,8 @@ from .tokenizer import Tokenizer, TokenizerError
 from .train_config import (TrainConfig, TrainError, check_settings, data_format_of, flag, lora_target_list,
                            named_config, recorded_settings)
 
+
+EXPECT_AFTER = 20  # steps timed before the run says how long the rest will take
 
 class Trainer:
     """One training run: __init__ checks the settings and builds everything (or finds the run already done);
@@ -220,10 +223,19 @@ class Trainer:
             self._log(f"{cfg.out} already holds this run, finished at step {finished}: nothing left to do "
                       f"(--resume with a larger --steps continues it, --overwrite starts again)")
             return {}
+        self.peak = matmul_peak(self.device)  # FLOP/s of one process here: what MFU divides by
+        step_flops = self.mean_step_flops()
+        self.run_info["work"] = dict(flops_per_step=step_flops, flops_to_do=step_flops * (cfg.steps - self.step),
+                                     matmul_peak_flops_per_s=round(self.peak), processes=self.world_size)
         if self.is_main:  # the log may run past the checkpoint we resume from: those steps are done again
             self.run.start(self.run_info, resumed_at=self.step if self.mode == "resume" else None)
             self._log(f"model: {self.model.num_parameters():,} parameters · {self.world_size} process(es) · "
                       f"{cfg.batch_size} examples per step · {cfg.steps} steps · out: {self.run.path}")
+            self._log(f"work: {step_flops / 1e9:.1f} GFLOP a step, {step_flops * (cfg.steps - self.step) / 1e12:.1f} "
+                      f"TFLOP in all; this machine's fp32 matrix products: {self.peak / 1e9:.0f} GFLOP/s a process")
+            if cfg.dtype == "bfloat16" and self.device.type == "cpu" and not native_bf16(cpu_flags()):
+                self._log("warning: this CPU has no bf16 arithmetic (avx512_bf16 or amx_bf16), so --dtype bfloat16 "
+                          "will train slower than float32 here")
             if cfg.lora_r:  # in peft's words, so the two can be compared
                 self._log(f"LoRA r={cfg.lora_r} alpha={cfg.lora_alpha:g} on {cfg.lora_targets}: "
                           f"{trainable_summary(self.model)}")
@@ -241,16 +253,22 @@ class Trainer:
 
     def run_steps(self, bar):
         cfg = self.cfg
-        window_tokens, window_start = 0, time.perf_counter()  # for tokens/s since the last log line
+        window_tokens, window_flops, window_start = 0, 0, time.perf_counter()  # since the last log line
+        first, first_start = self.step, time.perf_counter()  # for the expected time, said once
         while self.step < cfg.steps:
-            loss, step_tokens = self.train_step()
+            loss, step_tokens, step_flops = self.train_step()
             self.step += 1
-            window_tokens += step_tokens
+            window_tokens, window_flops = window_tokens + step_tokens, window_flops + step_flops
             bar.update(1)
             last = self.step == cfg.steps
+            if self.step == first + EXPECT_AFTER and not last and self.is_main:
+                seconds = (time.perf_counter() - first_start) / EXPECT_AFTER * (cfg.steps - self.step)
+                bar.write(f"expected: about {seconds / 60:.0f} min {seconds % 60:.0f} s for the other "
+                          f"{cfg.steps - self.step} steps on this machine (evaluations and checkpoints not counted)")
             if self.step % cfg.log_every == 0 or last:
-                self.log_step(bar, loss, window_tokens / max(time.perf_counter() - window_start, 1e-9))
-                window_tokens, window_start = 0, time.perf_counter()
+                seconds = max(time.perf_counter() - window_start, 1e-9)
+                self.log_step(bar, loss, window_tokens / seconds, window_flops / seconds)
+                window_tokens, window_flops, window_start = 0, 0, time.perf_counter()
             if self.step % cfg.eval_every == 0 or last:
                 self.last_eval = self.evaluate()
                 self.log_evaluation(bar)
@@ -261,17 +279,19 @@ class Trainer:
             if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0:
                 window_start = time.perf_counter()  # tokens/s measures training, not evaluation or saving
 
-    def train_step(self) -> tuple[float, int]:
-        """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen)."""
+    def train_step(self) -> tuple[float, int, int]:
+        """One optimizer step on one global batch; returns (mean loss over its target tokens, tokens seen, the
+        FLOPs of its matrix products over every process)."""
         cfg = self.cfg
         batch = next(self.sampler)
         mine = D.shard(batch.indices, self.rank, self.world_size)
         examples = D.fetch(self.train_set, mine, batch.epoch)
         counts = torch.tensor([sum(len(labels) for _, labels in examples),
-                               sum(len(src) + len(labels) for src, labels in examples)], dtype=torch.float64)
+                               sum(len(src) + len(labels) for src, labels in examples),
+                               self.example_flops(examples)], dtype=torch.float64)
         if self.world_size > 1:
             dist.all_reduce(counts)
-        target_tokens, all_tokens = counts.tolist()
+        target_tokens, all_tokens, step_flops = counts.tolist()
         scale = self.world_size / target_tokens  # DDP and FSDP average gradients over processes; undo that
         micro = np.array_split(np.arange(len(examples)), cfg.grad_accum)
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -303,7 +323,21 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum.item() / target_tokens, int(all_tokens)
+        return loss_sum.item() / target_tokens, int(all_tokens), int(step_flops)
+
+    # -- how much work, how well the machine is used (minit5/flops.py) -------------------------------
+    def example_flops(self, examples) -> int:
+        """The FLOPs of a training step on these examples: real lengths, padding not counted; with LoRA the base
+        weights take no gradient, so the backward costs one forward less."""
+        return training_flops(self.model.config, [len(src) for src, _ in examples],
+                              [len(labels) for _, labels in examples], trains_weights=not self.cfg.lora_r)
+
+    def mean_step_flops(self, sample: int = 256) -> int:
+        """A step's FLOPs on average, from evenly spaced training examples (no random numbers are drawn)."""
+        n = len(self.train_set)
+        indices = sorted({round(i * (n - 1) / max(sample - 1, 1)) for i in range(min(sample, n))})
+        examples = D.fetch(self.train_set, indices, 0)
+        return round(self.example_flops(examples) / len(examples) * self.cfg.batch_size)
 
     def _autocast(self):
         """--dtype bfloat16: autocast, except under --fsdp, where FSDP's mixed precision casts the gathered weights."""
@@ -311,11 +345,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     # -- logging ------------------------------------------------------------------------------------
-    def log_step(self, bar, loss: float, tokens_per_s: float):
-        """One training line of metrics.jsonl, and the progress bar's figures."""
+    def log_step(self, bar, loss: float, tokens_per_s: float, flops_per_s: float):
+        """One training line of metrics.jsonl, and the progress bar's figures. MFU: the FLOP/s of the step's
+        matrix products over the machine's (every process's matmul peak together)."""
+        mfu = flops_per_s / (self.peak * self.world_size)
         entry = dict(step=self.step, loss=round(loss, 6), lr=self.scheduler.get_last_lr()[0],
-                     tokens_per_s=round(tokens_per_s, 1), grad_norm=round(float(self.grad_norm), 6))
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tok_s=f"{entry['tokens_per_s']:.0f}")
+                     tokens_per_s=round(tokens_per_s, 1), grad_norm=round(float(self.grad_norm), 6),
+                     gflops_per_s=round(flops_per_s / 1e9, 2), mfu=round(mfu, 4))
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", tok_s=f"{entry['tokens_per_s']:.0f}",
+                        mfu=f"{100 * mfu:.0f}%")
         self._record(entry)
 
     def log_evaluation(self, bar):
