@@ -46,20 +46,12 @@ sys.path.insert(0, str(ROOT / "bench"))  # bench/bandwidth.py, also when this fi
 from minit5 import T5, T5Config  # noqa: E402
 from minit5.checkpoint import write_json  # noqa: E402
 from minit5.fast import prepare  # noqa: E402
+from minit5.flops import cpu_flags, matmul_peak, native_bf16, training_flops  # noqa: E402
 from bandwidth import read_bandwidth, step_bytes  # noqa: E402
 from minit5.quant import quantize  # noqa: E402
 
 SECTIONS = ("decode", "batch", "beam", "encoder", "train", "memory", "load", "decode-int8", "lora")
 DEFAULT_SECTIONS = [s for s in SECTIONS if s != "lora"]  # lora (LoRA against full fine-tuning) only when asked
-
-
-def fast_bf16_cpu() -> bool:
-    """True when the CPU has bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere bf16 training is emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def release_memory() -> None:
@@ -294,25 +286,6 @@ class Bench:
             self.add(f"encoder forward 8 x 512, {str(dtype)[6:]}", "tokens/s", 8 * 512 / t_hf, 8 * 512 / t_ours)
 
     # ---------------------------------------------------------------------------------- training
-    def train_flops(self, batch, src, tgt):
-        """Model FLOPs of one training step (forward + backward = 3x forward), matrix products only."""
-        c = self.config
-        d, inner, ff, heads, dh = c.d_model, c.inner_dim, c.d_ff, c.num_heads, c.d_kv
-        ffn = (3 if c.is_gated else 2) * d * ff
-        enc = c.num_layers * (4 * d * inner + ffn) * src + c.num_layers * 2 * heads * src * src * dh
-        dec = c.num_decoder_layers * (4 * d * inner + 2 * d * inner + ffn) * tgt  # self q,k,v,o + cross q,o
-        dec += c.num_decoder_layers * 2 * d * inner * src  # cross k, v over the encoder output
-        dec += c.num_decoder_layers * 2 * heads * (tgt * tgt + tgt * src) * dh
-        head = d * c.vocab_size * tgt
-        return 3 * 2 * batch * (enc + dec + head)
-
-    def matmul_peak(self):
-        n = 2048
-        a = torch.randn(n, n, device=self.device)
-        b = torch.randn(n, n, device=self.device)
-        t = median_time(lambda: a @ b, 5, warmup=2, sync=self.sync)
-        return 2 * n ** 3 / t
-
     TRAIN_BATCH = (8, 512, 114)  # sequences, input tokens, target tokens: a typical fine-tuning batch
 
     def training_batch(self):
@@ -344,9 +317,9 @@ class Bench:
 
     def train(self):
         batch, src, tgt = self.TRAIN_BATCH
-        peak = self.matmul_peak()
-        flops = self.train_flops(batch, src, tgt)
-        for autocast in ([False, True] if self.device.type == "cuda" or self.args.bf16_train or fast_bf16_cpu()
+        peak = matmul_peak(self.device)  # the trainer's MFU divides by the same (minit5/flops.py)
+        flops = training_flops(self.config, [src] * batch, [tgt] * batch)  # forward + backward, products only
+        for autocast in ([False, True] if self.device.type == "cuda" or self.args.bf16_train or native_bf16(cpu_flags())
                          else [False]):
             hf, ours = self.models(torch.float32, attention="eager")
             steps, _ = self.training_steps(hf.train(), ours.train(), autocast)

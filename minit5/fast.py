@@ -125,7 +125,8 @@ class Fused:
     def __init__(self, layers, layout: str, product):
         weights = [decode_weight(layer) for layer in layers]
         if all(isinstance(w, Int8Weight) for w in weights):  # int8 rows: their own kernel, whatever the layout
-            self.weight, self.product, self.dtype = Int8Weight.cat(weights), int8_product, torch.float32
+            weight = weights[0] if len(weights) == 1 else Int8Weight.cat(weights)  # one layer: its own, packed once
+            self.weight, self.product, self.dtype = weight, int8_product, torch.float32
             return
         if any(isinstance(w, Int8Weight) for w in weights):
             raise TypeError("minit5/fast.py fuses the layers of a group side by side; these mix int8 and float")
@@ -149,18 +150,21 @@ class BlockWeights(NamedTuple):
     down: Fused
 
 
-def _sources(model) -> list:
-    """Every tensor the fused weights are made from, each as (who, where its memory is, how often written)."""
+def _tensors(model) -> list:
+    """Every tensor the fused weights are made from: the decoder's, the embedding's, the output layer's."""
     modules = [model.decoder, model.embed] + ([model.lm_head] if model.lm_head is not None else [])
-    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
-    return [(weakref.ref(t), t.data_ptr(), t._version) for t in tensors]
+    return [t for m in modules for t in (*m.parameters(), *m.buffers())]
+
+
+def _sources(model) -> list:
+    """Each such tensor as (who, where its memory is, how often written), without keeping it alive."""
+    return [(weakref.ref(t), t.data_ptr(), t._version) for t in _tensors(model)]
 
 
 def _unchanged(sources, model) -> bool:
-    now = _sources(model)
-    return len(now) == len(sources) and all(
-        ref() is not None and ref() is ref_now() and ptr == ptr_now and version == version_now
-        for (ref, ptr, version), (ref_now, ptr_now, version_now) in zip(sources, now))
+    now = _tensors(model)
+    return len(now) == len(sources) and all(ref() is t and ptr == t.data_ptr() and version == t._version
+                                            for (ref, ptr, version), t in zip(sources, now))
 
 
 class FastWeights:

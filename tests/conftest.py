@@ -54,6 +54,16 @@ def hf_folder(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models, where a second thread only adds waiting (a lot of it on a
+    busy machine); the count is put back afterwards. Used with pytestmark = pytest.mark.usefixtures("one_thread")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", params=list(VARIANTS))
 def variant(request):
     """Every T5 variant of hf_models.VARIANTS in turn."""

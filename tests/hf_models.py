@@ -105,3 +105,15 @@ def step_logits(state_class, model, input_ids, attention_mask, tokens):
         encoded = model.encode(input_ids, attention_mask)
         state = state_class(model, encoded, attention_mask, tokens.shape[1])
         return torch.stack([state.step(tokens[:, t:t + 1]) for t in range(tokens.shape[1])], dim=1)
+
+
+def save_byte_model(folder, num_layers: int = 1):
+    """A random minit5 T5 (d_model 32, 4 heads, gated-GELU, untied head; seed 0) and the byte-level tokenizer, saved
+    together in folder as `python train.py` would: what the command-line and server tests ask questions of.
+    Returns the folder."""
+    from minit5 import T5, T5Config, Tokenizer
+    torch.manual_seed(0)
+    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=num_layers,
+                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(folder)
+    Tokenizer.byte_level().save_pretrained(folder)
+    return folder

@@ -12,20 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_models import save_byte_model
 
-from minit5 import T5, T5Config, Tokenizer, generate_cli  # generate_cli.main: python generate.py, in this process
+from minit5 import T5, Tokenizer, generate_cli  # generate_cli.main: python generate.py, in this process
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli_model")
-    torch.manual_seed(0)
-    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
-                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(folder)
-    Tokenizer.byte_level().save_pretrained(folder)
-    return folder
+    return save_byte_model(tmp_path_factory.mktemp("cli_model"))
 
 
 def run(*args, stdin=None, cwd=ROOT):

@@ -6,7 +6,7 @@ the same tokens, and that prompts and outputs of lengths rounded to the same mul
 
 import pytest
 import torch
-from hf_models import padded_batch, step_logits
+from hf_models import padded_batch, save_byte_model, step_logits
 
 import minit5.compiled as compiled
 from minit5 import T5
@@ -102,14 +102,8 @@ def test_generate_cli_compile(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
-
-    from minit5 import T5Config
-    from minit5.tokenizer import Tokenizer
     root = Path(__file__).resolve().parents[1]
-    torch.manual_seed(0)
-    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
-                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(tmp_path)
-    Tokenizer.byte_level().save_pretrained(tmp_path)
+    save_byte_model(tmp_path)
 
     def run(*args):
         return subprocess.run([sys.executable, str(root / "generate.py"), "--model", str(tmp_path),

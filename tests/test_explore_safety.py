@@ -17,33 +17,22 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
+from hf_models import save_byte_model
 
-from minit5 import T5, T5Config, Tokenizer
+from minit5 import T5, Tokenizer
 from minit5 import explore
 from minit5.explore import LIMITS, ExploreServer, Explorer, trace_size
 
 PROMPT = "Where is Ganymede?"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The model is tiny: a second torch thread only adds waiting (a lot of it on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the model is tiny (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A random byte-level T5 (2+2 blocks, 4 heads): it almost never says </s>, so it runs to max_new_tokens."""
-    folder = tmp_path_factory.mktemp("safety_model")
-    torch.manual_seed(0)
-    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
-                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(folder)
-    Tokenizer.byte_level().save_pretrained(folder)
-    return folder
+    return save_byte_model(tmp_path_factory.mktemp("safety_model"), num_layers=2)
 
 
 def start(folder, **options):

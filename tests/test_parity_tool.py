@@ -36,13 +36,7 @@ def prompts(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: a second thread only adds synchronisation (and waits on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # these models are tiny (conftest.py)
 
 
 def tiny_sentencepiece() -> Tokenizer:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from hf_models import save_byte_model
 
 from minit5 import T5, T5Config, Tokenizer
 from minit5 import quant
@@ -165,10 +166,7 @@ def test_bad_mode_and_bad_model_are_clear_errors():
 
 
 def test_generate_cli_quantize(tmp_path):
-    torch.manual_seed(0)
-    T5(T5Config(vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=1,
-                feed_forward_proj="gated-gelu", tie_word_embeddings=False)).save_pretrained(tmp_path)
-    Tokenizer.byte_level().save_pretrained(tmp_path)
+    save_byte_model(tmp_path)
 
     def run(*args):
         return subprocess.run([sys.executable, str(ROOT / "generate.py"), "--model", str(tmp_path), *args],

@@ -14,6 +14,15 @@ sys.path.insert(0, str(ROOT))  # minit5 from this clone, installed or not
 from minit5.loading import DEFAULT_MODEL  # noqa: E402  (out/demo, where `python train.py` writes the demo model)
 
 
+def memory_status(field: str) -> int:
+    """A memory field of this process's /proc/self/status in bytes (Linux): VmRSS, resident now; VmHWM, the peak
+    resident since the process started (or since /proc/self/clear_refs was given "5")."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def random_model(seed: int = 0):
     """A random, untrained T5 v1.1-style model on the byte-level tokenizer (d_model 64, 2+2 layers).
 

@@ -80,10 +80,9 @@ MEASURE = textwrap.dedent("""
     import statistics, sys, time, torch
     sys.path.insert(0, {root!r}); sys.path.insert(0, {scripts!r})
     torch.set_num_threads({threads})
-    from common import load
+    from common import load, memory_status
     def mib(field):
-        line = next(l for l in open('/proc/self/status') if l.startswith(field + ':'))
-        return int(line.split()[1]) / 1024
+        return memory_status(field) / 2 ** 20
     model, tokenizer, _ = load({model!r}, {random!r})
     text = "Ganymede is the largest moon of Jupiter. "
     ids = tokenizer.encode(text * (1 + {length} // len(tokenizer.encode(text))), max_length={length})

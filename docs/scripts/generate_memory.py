@@ -15,11 +15,15 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
-from minit5 import T5, T5Config
-from minit5.config import FLAN_T5_SIZES
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import memory_status  # noqa: E402  (also puts this clone's minit5 first on the path)
+
+from minit5 import T5, T5Config  # noqa: E402
+from minit5.config import FLAN_T5_SIZES  # noqa: E402
 
 MIB = 2**20
 CASES = {  # name: generate's arguments
@@ -27,14 +31,6 @@ CASES = {  # name: generate's arguments
     "fast step, greedy, 1 row": dict(step="fast"),
     "fast step, beam search, 4 beams": dict(step="fast", num_beams=4),
 }
-
-
-def status(field: str) -> int:
-    """A field of /proc/self/status in bytes (VmRSS: resident now, VmHWM: peak since the last reset)."""
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure(size: str, case: str) -> dict:
@@ -45,10 +41,10 @@ def measure(size: str, case: str) -> dict:
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     decoder = sum(p.numel() * p.element_size() for p in [*model.decoder.parameters(), *model.lm_head.parameters()])
     open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from what is resident now
-    before = status("VmRSS")
+    before = memory_status("VmRSS")
     model.generate(ids, max_new_tokens=32, min_new_tokens=32, **CASES[case])
-    return dict(weights=weights, decoder_and_head=decoder, before=before, peak=status("VmHWM"),
-                after=status("VmRSS"))
+    return dict(weights=weights, decoder_and_head=decoder, before=before, peak=memory_status("VmHWM"),
+                after=memory_status("VmRSS"))
 
 
 def main(argv=None):
