@@ -60,6 +60,7 @@ def main(argv=None):
     try:
         trainer = Trainer(cfg)
         result = trainer.train()
+        trainer.close()
     except TrainError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ loss.png) in minit5/run_folder.py; the command line (python train.py, minit5-tra
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import random
@@ -93,7 +94,8 @@ class Trainer:
     def join_processes(self) -> torch.device:
         """Under torchrun, join the process group (gloo on CPU, nccl on CUDA); each process takes its own GPU."""
         cfg = self.cfg
-        if (self.world_size > 1 or cfg.fsdp) and not dist.is_initialized():
+        self.joined_group = (self.world_size > 1 or cfg.fsdp) and not dist.is_initialized()
+        if self.joined_group:
             dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
         if cfg.device.startswith("cuda") and dist.is_initialized():
             cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
@@ -484,6 +486,17 @@ class Trainer:
     def _wait_for_all(self):
         if dist.is_initialized():
             dist.barrier()
+
+    def close(self):
+        """Leave the process group this trainer joined, once every process is here. Without it, the group's
+        threads are torn down while Python exits, which can abort a process (gloo: "terminate called without an
+        active exception"). DistributedDataParallel holds the group, so it is dropped first."""
+        if not self.joined_group or not dist.is_initialized():
+            return
+        dist.barrier()
+        self.wrapped = self.model
+        gc.collect()
+        dist.destroy_process_group()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def main(out):
     if rank == 0:
         with open(out, "w") as f:
             json.dump({"memory_untouched": untouched, "bit_identical": equal}, f)
+    del plain, generating  # DistributedDataParallel holds the group: drop it, then leave together
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -48,6 +48,7 @@ def main(runs):
         trainer.train()
         if report:
             report()
+    dist.barrier()  # leave together: a process group torn down while Python exits can abort
     dist.destroy_process_group()
 
 

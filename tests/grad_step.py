@@ -27,5 +27,4 @@ if __name__ == "__main__":
     grads, trainer = gradients_of_one_step(json.loads(settings_json))
     if trainer.is_main:
         torch.save(grads, out)
-    if trainer.world_size > 1:
-        torch.distributed.destroy_process_group()
+    trainer.close()
