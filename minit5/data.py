@@ -468,3 +468,52 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
         attention_mask[row, : len(source)] = 1
         labels[row, : len(target)] = torch.tensor(target, dtype=torch.long)
     return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+def pack_rows(input_lengths: Sequence[int], target_lengths: Sequence[int], input_capacity: int,
+              target_capacity: int) -> list[list[int]]:
+    """Which examples share a row: first fit, longest input first, no row over either capacity (an example longer
+    than a capacity gets a row of its own). Returns example positions per row."""
+    rows, inputs, targets = [], [], []  # per row: its examples, its input tokens, its target tokens
+    for i in sorted(range(len(input_lengths)), key=lambda i: (-input_lengths[i], i)):
+        fits = (r for r in range(len(rows)) if inputs[r] + input_lengths[i] <= input_capacity
+                and targets[r] + target_lengths[i] <= target_capacity)
+        r = next(fits, None)
+        if r is None:  # no row has room: open a new one
+            rows.append([])
+            inputs.append(0)
+            targets.append(0)
+            r = len(rows) - 1
+        rows[r].append(i)
+        inputs[r] += input_lengths[i]
+        targets[r] += target_lengths[i]
+    return rows
+
+
+def collate_packed(examples: Sequence[Example], pad_id: int, growth: float = 1.5) -> dict[str, torch.Tensor]:
+    """Several short examples to a row, so that little padding is computed (T5's own training packed them).
+    A row holds up to growth times the batch's longest input and longest target. In attention_mask and
+    decoder_attention_mask a token holds its example's number in the row (1, 2, ...; 0 = padding): the model,
+    called with packed=True, lets each token see only its own example (model.example_mask). The loss is the
+    same sum over the same target tokens as collate's."""
+    if not examples:
+        raise DataError("collate_packed got no examples (a batch needs at least one)")
+    input_lengths, target_lengths = [len(source) for source, _ in examples], [len(target) for _, target in examples]
+    rows = pack_rows(input_lengths, target_lengths, int(growth * max(input_lengths)), int(growth * max(target_lengths)))
+    max_in = max(sum(len(examples[i][0]) for i in row) for row in rows)
+    max_out = max(sum(len(examples[i][1]) for i in row) for row in rows)
+    input_ids = torch.full((len(rows), max_in), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), max_in), dtype=torch.long)
+    labels = torch.full((len(rows), max_out), -100, dtype=torch.long)
+    decoder_attention_mask = torch.zeros((len(rows), max_out), dtype=torch.long)
+    for r, row in enumerate(rows):
+        s = t = 0  # where the next example starts in the row's input and target
+        for number, i in enumerate(row, start=1):
+            source, target = examples[i]
+            input_ids[r, s: s + len(source)] = torch.tensor(source, dtype=torch.long)
+            attention_mask[r, s: s + len(source)] = number
+            labels[r, t: t + len(target)] = torch.tensor(target, dtype=torch.long)
+            decoder_attention_mask[r, t: t + len(target)] = number
+            s, t = s + len(source), t + len(target)
+    return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                decoder_attention_mask=decoder_attention_mask)

@@ -239,7 +239,8 @@ class Stack(nn.Module):
         self.gradient_checkpointing = False  # recompute each block in the backward pass to save memory
 
     def forward(self, x, mask=None, context=None, cross_mask=None, cache: list[LayerCache] | None = None):
-        """x: (B, T, D) embedded tokens. mask: additive, broadcastable to (B, 1, T, past+T); cross_mask: (B, 1, 1, S)."""
+        """x: (B, T, D) embedded tokens. mask: additive, broadcastable to (B, 1, T, past+T); cross_mask: (B, 1, 1, S),
+        or (B, 1, T, S) for packed rows."""
         past = cache[0].length if cache else 0  # positions already cached while generating
         x = self.dropout(x)
         bias = None
@@ -264,6 +265,16 @@ def padding_mask(attention_mask, dtype):
     if attention_mask is None:
         return None
     blocked = (attention_mask == 0)[:, None, None, :]
+    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, torch.finfo(dtype).min)
+
+
+def example_mask(query_examples, key_examples, dtype):
+    """Packed rows, where several short examples share one row to save padding (the trainer's --pack).
+    (B, T) and (B, S) example numbers (1, 2, ... within a row; 0 = padding) -> additive (B, 1, T, S): each
+    query sees only the keys of its own example. Examples lie in contiguous runs, so the relative positions
+    inside one example are what they would be in a row of its own."""
+    blocked = (query_examples[:, :, None] != key_examples[:, None, :]) | (key_examples == 0)[:, None, :]
+    blocked = blocked[:, None]  # (B, 1, T, S): the same for every head
     return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, torch.finfo(dtype).min)
 
 
@@ -321,22 +332,31 @@ class T5(nn.Module):
                 nn.init.constant_(module.weight, f * 1.0)
 
     # -- the two halves, usable on their own (the sampler encodes once, then decodes step by step) --
-    def encode(self, input_ids, attention_mask=None):
-        """input_ids: (B, S) -> encoder output (B, S, D). attention_mask: (B, S), 0 marks padding."""
+    def encode(self, input_ids, attention_mask=None, packed: bool = False):
+        """input_ids: (B, S) -> encoder output (B, S, D). attention_mask: (B, S), 0 marks padding; packed=True:
+        it numbers the examples sharing a row (see example_mask)."""
         x = self.embed(input_ids)  # (B, S, D); no position embedding, no sqrt(D) scaling
-        return self.encoder(x, padding_mask(attention_mask, x.dtype))
+        if packed:
+            return self.encoder(x, example_mask(attention_mask, attention_mask, x.dtype))  # mask (B, 1, S, S)
+        return self.encoder(x, padding_mask(attention_mask, x.dtype))  # mask (B, 1, 1, S)
 
     def decode(self, decoder_input_ids, encoder_output, attention_mask=None, decoder_attention_mask=None,
-               cache: list[LayerCache] | None = None):
+               cache: list[LayerCache] | None = None, packed: bool = False):
         """decoder_input_ids: (B, T), encoder_output: (B, S, D) -> logits (B, T, V).
-        attention_mask is the encoder's (B, S); with a cache, T is the new tokens only."""
+        attention_mask is the encoder's (B, S); with a cache, T is the new tokens only. packed=True: both masks
+        number the examples sharing a row (training only, no cache)."""
         x = self.embed(decoder_input_ids)  # (B, T, D)
         past = cache[0].length if cache else 0
         mask = causal_mask(x.shape[1], past, x.dtype, x.device)  # (1, 1, T, past+T) or None
-        if decoder_attention_mask is not None:  # (B, past+T): also hide padded decoder positions
-            pad = padding_mask(decoder_attention_mask, x.dtype)
-            mask = pad if mask is None else (mask + pad).clamp(min=torch.finfo(x.dtype).min)  # (B, 1, T, past+T)
-        cross_mask = padding_mask(attention_mask, encoder_output.dtype)  # (B, 1, 1, S)
+        if packed:  # the example's own earlier tokens only; its own encoder tokens only
+            own = example_mask(decoder_attention_mask, decoder_attention_mask, x.dtype)  # (B, 1, T, T)
+            mask = (mask + own).clamp(min=torch.finfo(x.dtype).min)
+            cross_mask = example_mask(decoder_attention_mask, attention_mask, encoder_output.dtype)  # (B, 1, T, S)
+        else:
+            if decoder_attention_mask is not None:  # (B, past+T): also hide padded decoder positions
+                pad = padding_mask(decoder_attention_mask, x.dtype)
+                mask = pad if mask is None else (mask + pad).clamp(min=torch.finfo(x.dtype).min)  # (B, 1, T, past+T)
+            cross_mask = padding_mask(attention_mask, encoder_output.dtype)  # (B, 1, 1, S)
         h = self.decoder(x, mask, encoder_output, cross_mask, cache)  # (B, T, D)
         return self.project(h)
 
@@ -349,24 +369,34 @@ class T5(nn.Module):
     def new_cache(self, max_len: int) -> list[LayerCache]:
         return [LayerCache(max_len) for _ in self.decoder.blocks]
 
-    def shift_right(self, labels):
-        """Teacher forcing: the decoder sees [start, y1, ..., y_{T-1}] and predicts [y1, ..., yT]."""
+    def shift_right(self, labels, examples=None):
+        """Teacher forcing: the decoder sees [start, y1, ..., y_{T-1}] and predicts [y1, ..., yT].
+        examples: (B, T) example numbers of a packed row; each example starts with its own start token."""
         start = torch.full_like(labels[:, :1], self.config.decoder_start_token_id)
         shifted = torch.cat([start, labels[:, :-1]], dim=1)
+        if examples is not None:
+            starts = torch.ones_like(examples, dtype=torch.bool)
+            starts[:, 1:] = examples[:, 1:] != examples[:, :-1]  # (B, T): where an example's first token is
+            shifted = shifted.masked_fill(starts, self.config.decoder_start_token_id)
         return shifted.masked_fill(shifted == -100, self.config.pad_token_id)  # -100 = "ignore" in labels
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, labels=None,
-                decoder_attention_mask=None, encoder_outputs=None):
-        """Returns (logits (B, T, V), loss or None). Keyword names follow Hugging Face's T5ForConditionalGeneration."""
+                decoder_attention_mask=None, encoder_outputs=None, packed: bool = False):
+        """Returns (logits (B, T, V), loss or None). Keyword names follow Hugging Face's T5ForConditionalGeneration.
+        packed=True: rows hold several examples, numbered by attention_mask and decoder_attention_mask."""
+        if packed and (attention_mask is None or decoder_attention_mask is None):
+            raise ValueError("T5.forward(packed=True) needs attention_mask and decoder_attention_mask numbering "
+                             "the examples of each row")
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("T5.forward needs decoder_input_ids or labels (labels are shifted right to make them)")
-            decoder_input_ids = self.shift_right(labels)
+            decoder_input_ids = self.shift_right(labels, decoder_attention_mask if packed else None)
         if encoder_outputs is None:
             if input_ids is None:
                 raise ValueError("T5.forward needs input_ids (or encoder_outputs from T5.encode)")
-            encoder_outputs = self.encode(input_ids, attention_mask)
-        logits = self.decode(decoder_input_ids, encoder_outputs, attention_mask, decoder_attention_mask)
+            encoder_outputs = self.encode(input_ids, attention_mask, packed)
+        logits = self.decode(decoder_input_ids, encoder_outputs, attention_mask, decoder_attention_mask,
+                             packed=packed)
         loss = None
         if labels is not None:  # mean over every label that is not -100, across the whole batch
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)

@@ -28,8 +28,9 @@ def parse_args(argv=None) -> TrainConfig:
     for f in dataclasses.fields(TrainConfig):
         text = f.metadata["help"]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if f.type == "bool":
-            p.add_argument(flag(f.name), action="store_true", help=text)
+        if f.type == "bool":  # on by default: --name and --no-name
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            p.add_argument(flag(f.name), action=action, default=default, help=text)
         elif f.type == "list[str]":
             p.add_argument(flag(f.name), nargs="+", default=default, help=text)
         else:

@@ -80,6 +80,9 @@ class TrainConfig:
     max_target_length: int = setting(128, "longer targets are truncated (keeping the EOS)")
     inputs_length: int = setting(512, "span-corruption: encoder tokens per example")
     group_by_length: bool = setting(False, "batch examples of similar length together (less padding)")
+    pack: bool = setting(True, "text-to-text pairs: several short examples share a row, each seeing only itself, so "
+                               "that less padding is computed (the same loss); --no-pack pads each to the longest",
+                         resume=MAY_CHANGE)
     eval_every: int = setting(500, "evaluate every N steps (and at the end)", resume=MAY_CHANGE, recorded=False)
     eval_examples: int = setting(500, "held-out examples per evaluation", resume=MAY_CHANGE)
     save_every: int = setting(500, "checkpoint every N steps (and at the end)", resume=MAY_CHANGE, recorded=False)

@@ -300,8 +300,7 @@ class Trainer:
         for j, rows in enumerate(micro):
             if len(rows) == 0:
                 continue
-            batch_tensors = {k: v.to(self.device) for k, v in
-                             D.collate([examples[r] for r in rows], self.tokenizer.pad_id).items()}
+            batch_tensors = {k: v.to(self.device) for k, v in self.collate([examples[r] for r in rows]).items()}
             last = j == len(micro) - 1
             # DDP sums the gradients over processes once, after the last micro-batch. (FSDP reduce-scatters after
             # each: holding whole gradients until the last one would cost the memory sharding saves.)
@@ -326,6 +325,13 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum.item() / target_tokens, int(all_tokens), int(step_flops)
+
+    def collate(self, examples) -> dict[str, torch.Tensor]:
+        """A micro-batch's tensors: packed rows for text-to-text pairs (--pack); span-corruption examples all
+        have one length, so there is nothing to pack."""
+        if self.cfg.pack and self.cfg.task != "span-corruption":
+            return D.collate_packed(examples, self.tokenizer.pad_id)
+        return D.collate(examples, self.tokenizer.pad_id)
 
     # -- how much work, how well the machine is used (minit5/flops.py) -------------------------------
     def example_flops(self, examples) -> int:
@@ -386,6 +392,7 @@ class Trainer:
         examples = self.eval_set  # a list of (input_ids, labels)
         for start in range(0, len(examples), 64):
             chunk = examples[start:start + 64]
+            # one example a row: generate answers these same rows below
             batch = {k: v.to(self.device) for k, v in D.collate(chunk, self.tokenizer.pad_id).items()}
             with self._autocast():
                 total += summed_loss(model, batch).item()
@@ -535,10 +542,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def summed_loss(model, batch):
-    """Sum (not mean) of the batch's token cross-entropies; the caller divides by the global token count."""
-    decoder_input_ids = unwrap(model).shift_right(batch["labels"])
+    """Sum (not mean) of the batch's token cross-entropies; the caller divides by the global token count.
+    A batch with decoder_attention_mask holds packed rows (data.collate_packed)."""
+    examples = batch.get("decoder_attention_mask")  # (B, T) example numbers, or None
+    decoder_input_ids = unwrap(model).shift_right(batch["labels"], examples)
+    packed = dict(decoder_attention_mask=examples, packed=True) if examples is not None else {}
     logits, _ = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      decoder_input_ids=decoder_input_ids)
+                      decoder_input_ids=decoder_input_ids, **packed)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1),
                            ignore_index=-100, reduction="sum")
 

@@ -34,6 +34,7 @@ TERMS = [
     ("greedy search", "贪心搜索", [r"贪心解码", r"贪婪"]),
     ("beam search", "束搜索", [r"集束搜索", r"波束搜索"]),
     ("padding", "填充", [r"补齐", r"补零"]),
+    ("packing: several short examples in one row", "打包", [r"拼接样本", r"样本拼接", r"序列打包"]),
     ("span corruption: T5's pre-training objective; the English name only beside the Chinese one",
      "片段破坏", [r"(?<!片段破坏（)(?<!片段破坏\*\*（)(?<!片段破坏 \()span corruption"]),
     ("feed-forward network", "前馈网络", [r"前馈层"]),

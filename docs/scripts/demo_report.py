@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from minit5 import T5, Tokenizer
-from minit5.data import BatchSampler, collate, tokenize_pairs
+from minit5.data import BatchSampler, collate, collate_packed, tokenize_pairs
 from minit5.demo import LANGUAGES, demo_table, demo_tasks
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
@@ -42,28 +42,34 @@ def markdown_table_zh() -> str:
     return "\n".join(["| " + " | ".join(ZH_COLUMNS.get(c, c) for c in cells) + " |", *rest])
 
 
+def slots(tensors) -> int:
+    """Tokens a step computes, padding included."""
+    return tensors["input_ids"].numel() + tensors["labels"].numel()
+
+
 def tokens_table(batches: int = 200) -> str:
     """Tokens per training step (64 examples, the trainer's default batch) of the English-only and the bilingual
     mixture, averaged over the first batches the trainer draws with seed 0: what a step costs."""
     tokenizer = Tokenizer.byte_level()
-    rows = ["| mixture | training pairs | input tokens per example | tokens per step | padded tokens per step |",
-            "|---|---|---|---|---|"]
+    rows = ["| mixture | training pairs | input tokens per example | tokens per step | padded tokens per step "
+            "| packed tokens per step |", "|---|---|---|---|---|---|"]
     for name, languages in (("English only", ["en"]), ("English and Chinese (the demo)", list(LANGUAGES))):
         examples, _ = tokenize_pairs(demo_tasks(0, languages=languages)[0], tokenizer)
         sampler = BatchSampler(len(examples), 64, seed=0)
-        real = padded = 0
+        real = padded = packed = 0
         for _ in range(batches):
             batch = [examples[i] for i in next(sampler).indices]
-            tensors = collate(batch, tokenizer.pad_id)
             real += sum(len(source) + len(target) for source, target in batch)
-            padded += tensors["input_ids"].numel() + tensors["labels"].numel()
+            padded += slots(collate(batch, tokenizer.pad_id))  # one example a row (--no-pack)
+            packed += slots(collate_packed(batch, tokenizer.pad_id))  # the trainer's default
         per_example = sum(len(source) for source, _ in examples) / len(examples)
         rows.append(f"| {name} | {len(examples):,} | {per_example:.1f} | {real / batches:,.0f} | "
-                    f"{padded / batches:,.0f} |")
+                    f"{padded / batches:,.0f} | {packed / batches:,.0f} |")
     return "\n".join(rows)
 
 TOKENS_ZH = {"mixture": "数据组合", "training pairs": "训练样本对数", "input tokens per example": "每个样本的输入词元数",
              "tokens per step": "每步词元数", "padded tokens per step": "每步词元数（含填充）",
+             "packed tokens per step": "每步词元数（打包后）",
              "English only": "只有英文", "English and Chinese (the demo)": "英文和中文（演示）"}
 
 
