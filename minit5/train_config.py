@@ -58,7 +58,7 @@ class TrainConfig:
     out: str = setting("out/demo", "run folder: checkpoints, the latest model, metrics", resume=FOLDER)
     resume: bool = setting(False, "continue the run in --out where it stopped", resume=FOLDER, recorded=False)
     overwrite: bool = setting(False, "replace the run in --out and start again", resume=FOLDER, recorded=False)
-    steps: int = setting(3000, "optimizer steps in all", resume=MAY_CHANGE, recorded=False)
+    steps: int = setting(2000, "optimizer steps in all", resume=MAY_CHANGE, recorded=False)
     batch_size: int = setting(64, "examples per optimizer step, over all processes and micro-batches")
     grad_accum: int = setting(1, "micro-batches per step (each process)")
     lr: float = setting(1e-3, "learning rate, at the end of the warmup")
