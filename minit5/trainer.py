@@ -265,7 +265,7 @@ class Trainer:
             last = self.step == cfg.steps
             if self.step == first + EXPECT_AFTER and not last and self.is_main:
                 seconds = (time.perf_counter() - first_start) / EXPECT_AFTER * (cfg.steps - self.step)
-                bar.write(f"expected: about {seconds / 60:.0f} min {seconds % 60:.0f} s for the other "
+                bar.write(f"expected: about {minutes_and_seconds(seconds)} for the other "
                           f"{cfg.steps - self.step} steps on this machine (evaluations and checkpoints not counted)")
             if self.step % cfg.log_every == 0 or last:
                 seconds = max(time.perf_counter() - window_start, 1e-9)
@@ -509,6 +509,12 @@ class Trainer:
 # --------------------------------------------------------------------------------------------------
 # Pieces the loop uses: optimizer groups, schedules, the loss, random number generators
 # --------------------------------------------------------------------------------------------------
+def minutes_and_seconds(seconds: float) -> str:
+    """159.4 -> "2 min 39 s"."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s"
+
+
 def parameter_groups(model: T5, weight_decay: float):
     """Weight decay on the matrices; none on norm weights and position-bias tables (scales and offsets)."""
     decay, no_decay = [], []

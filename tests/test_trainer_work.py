@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import minit5.trainer as trainer_module
 from minit5 import data as D
 from minit5.flops import training_flops
 from minit5.run_folder import read_metrics
-from minit5.trainer import EXPECT_AFTER, TrainConfig, Trainer
+from minit5.trainer import EXPECT_AFTER, TrainConfig, Trainer, minutes_and_seconds
 from trainer_runs import cli, settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,9 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_is_said_to_be_slower(files, tmp_p
     said.clear()
     Trainer(TrainConfig(**settings(files, tmp_path / "run2", steps=1, dtype="bfloat16")), log=said.append).train()
     assert not any("bf16 arithmetic" in line for line in said)
+
+
+@pytest.mark.parametrize("seconds, said", [(159.4, "2 min 39 s"), (219, "3 min 39 s"), (59.6, "1 min 0 s"),
+                                           (3.2, "0 min 3 s")])
+def test_the_expected_time_reads_as_minutes_and_seconds(seconds, said):
+    assert minutes_and_seconds(seconds) == said
