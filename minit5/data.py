@@ -453,21 +453,37 @@ def example_lengths(dataset) -> list[int]:
     return [len(input_ids) for input_ids, _ in dataset]
 
 
+def lay_out(examples: Sequence[Example], rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """The tensors of examples laid out in rows (rows[r]: the positions of row r's examples, in order), end to
+    end and padded to the longest row: input_ids with pad_id and labels with -100 there; attention_mask and
+    decoder_attention_mask hold each token's example number in its row (1, 2, ...) and 0 for padding."""
+    max_in = max(sum(len(examples[i][0]) for i in row) for row in rows)
+    max_out = max(sum(len(examples[i][1]) for i in row) for row in rows)
+    input_ids = torch.full((len(rows), max_in), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), max_in), dtype=torch.long)
+    labels = torch.full((len(rows), max_out), -100, dtype=torch.long)
+    decoder_attention_mask = torch.zeros((len(rows), max_out), dtype=torch.long)
+    for r, row in enumerate(rows):
+        s = t = 0  # where the next example starts in the row's input and target
+        for number, i in enumerate(row, start=1):
+            source, target = examples[i]
+            input_ids[r, s: s + len(source)] = torch.tensor(source, dtype=torch.long)
+            attention_mask[r, s: s + len(source)] = number
+            labels[r, t: t + len(target)] = torch.tensor(target, dtype=torch.long)
+            decoder_attention_mask[r, t: t + len(target)] = number
+            s, t = s + len(source), t + len(target)
+    return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                decoder_attention_mask=decoder_attention_mask)
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a batch to its own longest input and target: input_ids with pad_id (attention_mask 0 there),
     labels with -100, which the loss ignores. Returns LongTensors (B, S) and (B, T)."""
     if not examples:
         raise DataError("collate got no examples (a batch needs at least one)")
-    max_in = max(len(input_ids) for input_ids, _ in examples)
-    max_out = max(len(labels) for _, labels in examples)
-    input_ids = torch.full((len(examples), max_in), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(examples), max_in), dtype=torch.long)
-    labels = torch.full((len(examples), max_out), -100, dtype=torch.long)
-    for row, (source, target) in enumerate(examples):
-        input_ids[row, : len(source)] = torch.tensor(source, dtype=torch.long)
-        attention_mask[row, : len(source)] = 1
-        labels[row, : len(target)] = torch.tensor(target, dtype=torch.long)
-    return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    batch = lay_out(examples, [[i] for i in range(len(examples))], pad_id)  # one example a row
+    del batch["decoder_attention_mask"]  # a row's one example needs no numbering: the model masks the padding
+    return batch
 
 
 def pack_rows(input_lengths: Sequence[int], target_lengths: Sequence[int], input_capacity: int,
@@ -500,20 +516,5 @@ def collate_packed(examples: Sequence[Example], pad_id: int, growth: float = 1.5
         raise DataError("collate_packed got no examples (a batch needs at least one)")
     input_lengths, target_lengths = [len(source) for source, _ in examples], [len(target) for _, target in examples]
     rows = pack_rows(input_lengths, target_lengths, int(growth * max(input_lengths)), int(growth * max(target_lengths)))
-    max_in = max(sum(len(examples[i][0]) for i in row) for row in rows)
-    max_out = max(sum(len(examples[i][1]) for i in row) for row in rows)
-    input_ids = torch.full((len(rows), max_in), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), max_in), dtype=torch.long)
-    labels = torch.full((len(rows), max_out), -100, dtype=torch.long)
-    decoder_attention_mask = torch.zeros((len(rows), max_out), dtype=torch.long)
-    for r, row in enumerate(rows):
-        s = t = 0  # where the next example starts in the row's input and target
-        for number, i in enumerate(row, start=1):
-            source, target = examples[i]
-            input_ids[r, s: s + len(source)] = torch.tensor(source, dtype=torch.long)
-            attention_mask[r, s: s + len(source)] = number
-            labels[r, t: t + len(target)] = torch.tensor(target, dtype=torch.long)
-            decoder_attention_mask[r, t: t + len(target)] = number
-            s, t = s + len(source), t + len(target)
-    return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
-                decoder_attention_mask=decoder_attention_mask)
+    return lay_out(examples, rows, pad_id)
+

@@ -260,12 +260,16 @@ class Stack(nn.Module):
 # --------------------------------------------------------------------------------------------------
 # 6. Masks: 0 where attention may look, the most negative float where it may not (softmax gives it 0).
 # --------------------------------------------------------------------------------------------------
+def additive(blocked, dtype):
+    """True where attention may not look -> the most negative float there, 0 elsewhere (added to the scores)."""
+    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, torch.finfo(dtype).min)
+
+
 def padding_mask(attention_mask, dtype):
     """(B, S) with 1 = real token, 0 = padding  ->  additive (B, 1, 1, S), or None when nothing is masked."""
     if attention_mask is None:
         return None
-    blocked = (attention_mask == 0)[:, None, None, :]
-    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, torch.finfo(dtype).min)
+    return additive((attention_mask == 0)[:, None, None, :], dtype)
 
 
 def example_mask(query_examples, key_examples, dtype):
@@ -274,8 +278,7 @@ def example_mask(query_examples, key_examples, dtype):
     query sees only the keys of its own example. Examples lie in contiguous runs, so the relative positions
     inside one example are what they would be in a row of its own."""
     blocked = (query_examples[:, :, None] != key_examples[:, None, :]) | (key_examples == 0)[:, None, :]
-    blocked = blocked[:, None]  # (B, 1, T, S): the same for every head
-    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(blocked, torch.finfo(dtype).min)
+    return additive(blocked[:, None], dtype)  # (B, 1, T, S): the same for every head
 
 
 def causal_mask(query_len: int, past: int, dtype, device):
@@ -284,8 +287,7 @@ def causal_mask(query_len: int, past: int, dtype, device):
         return None
     query_pos = torch.arange(past, past + query_len, device=device)[:, None]
     key_pos = torch.arange(past + query_len, device=device)[None, :]
-    mask = torch.zeros(query_len, past + query_len, dtype=dtype, device=device)
-    return mask.masked_fill(key_pos > query_pos, torch.finfo(dtype).min)[None, None]
+    return additive(key_pos > query_pos, dtype)[None, None]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,13 +352,12 @@ class T5(nn.Module):
         mask = causal_mask(x.shape[1], past, x.dtype, x.device)  # (1, 1, T, past+T) or None
         if packed:  # the example's own earlier tokens only; its own encoder tokens only
             own = example_mask(decoder_attention_mask, decoder_attention_mask, x.dtype)  # (B, 1, T, T)
-            mask = (mask + own).clamp(min=torch.finfo(x.dtype).min)
             cross_mask = example_mask(decoder_attention_mask, attention_mask, encoder_output.dtype)  # (B, 1, T, S)
-        else:
-            if decoder_attention_mask is not None:  # (B, past+T): also hide padded decoder positions
-                pad = padding_mask(decoder_attention_mask, x.dtype)
-                mask = pad if mask is None else (mask + pad).clamp(min=torch.finfo(x.dtype).min)  # (B, 1, T, past+T)
+        else:  # decoder_attention_mask (B, past+T), if given, also hides padded decoder positions
+            own = padding_mask(decoder_attention_mask, x.dtype)  # (B, 1, 1, past+T) or None
             cross_mask = padding_mask(attention_mask, encoder_output.dtype)  # (B, 1, 1, S)
+        if own is not None:
+            mask = own if mask is None else (mask + own).clamp(min=torch.finfo(x.dtype).min)  # (B, 1, T, past+T)
         h = self.decoder(x, mask, encoder_output, cross_mask, cache)  # (B, T, D)
         return self.project(h)
 

@@ -129,3 +129,15 @@ def test_packed_needs_both_masks(variant_model):
     ids = torch.tensor([[5, 1]])
     with pytest.raises(ValueError, match="packed=True"):
         variant_model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids, packed=True)
+
+
+def test_a_packed_batch_one_target_token_long(variant_model):
+    """Decoder length 1: no causal mask (causal_mask gives None); the example mask alone must do."""
+    model = variant_model.eval()
+    examples = [([5, 6, 1], [1])]
+    padded, packed = D.collate(examples, 0), D.collate_packed(examples, 0)
+    assert packed["labels"].shape == (1, 1)
+    with torch.no_grad():
+        alone, _ = logits_and_loss(model, padded, False)
+        shared, _ = logits_and_loss(model, packed, True)
+    torch.testing.assert_close(shared, alone, rtol=1e-5, atol=1e-5 * float(alone.abs().max()))
