@@ -64,7 +64,7 @@ def test_softmax_in_the_compute_dtype_as_the_named_transformers_version_does(mon
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8, generator=g).to(torch.bfloat16) for _ in range(3))
     bias = torch.randn(1, 3, 5, 5, generator=g).to(torch.bfloat16) * 4
-    ours = attention(q, k, v, bias, dropout=0.0, use_sdpa=False)  # (B, H, T, Dh)
+    ours = attention(q, k, v, bias, dropout_p=0.0, use_sdpa=False)  # (B, H, T, Dh)
     module = torch.nn.Module().eval()
     theirs, _ = eager_attention_forward(module, q, k, v, None, scaling=1.0, dropout=0.0, position_bias=bias)
     assert seen == [torch.bfloat16, torch.bfloat16], f"softmax inputs (minit5, transformers): {seen}"
