@@ -32,7 +32,7 @@ def facts(size: str = "small") -> dict:
     n = {k: _numel(s) for k, s in {**probs, **{"ffn_" + k: s for k, s in ffn.items()}}.items()}
     # Per attention probability, backward keeps softmax's fp32 output, dropout's fp32 output and its 1-byte mask.
     kept_enc = n["enc"] * (4 + 4 + 1)
-    random_enc = n["enc"] * c.num_layers  # dropout draws one random number per probability
+    random_enc = n["enc"] * c.num_layers  # dropout needs one random number per probability
     random_dec = (n["dec_self"] + n["dec_cross"]) * c.num_decoder_layers
     return dict(c=c, probs=probs, ffn=ffn, n=n, kept_enc=kept_enc, random_enc=random_enc,
                 random_all=random_enc + random_dec)
@@ -63,9 +63,11 @@ def markdown_block(zh: bool = False) -> str:
                 ("编码器 FFN 隐层激活（gate、GELU、up 各一个这样的张量）", f["ffn"]["enc"], n["ffn_enc"]),
                 ("解码器 FFN 隐层激活（同上）", f["ffn"]["dec"], n["ffn_dec"])]
         tail = (f"反向传播要为每个注意力概率保留 softmax 的输出、dropout 的输出（都是 fp32）和 dropout 的 1 字节掩码："
-                f"每个编码器块 **{f['kept_enc'] / MIB:.0f} MiB**。dropout 为每个概率抽一个随机数："
+                f"每个编码器块 **{f['kept_enc'] / MIB:.0f} MiB**。dropout 要为每个概率准备一个随机数："
                 f"每步仅编码器就要 **{f['random_enc'] / 1e8:.2f} 亿**个（{f['random_enc']:,}），"
-                f"加上解码器共 {f['random_all'] / 1e8:.2f} 亿个。")
+                f"加上解码器共 {f['random_all'] / 1e8:.2f} 亿个。minit5 的 dropout 一次抽 64 位，"
+                f"当作 4 个 16 位的随机数用（`minit5/model.py` 的 `dropout`），所以只抽 "
+                f"{f['random_all'] / 4 / 1e4:.0f} 万次。")
     else:
         head = (f"The benchmark's training step (`T5Config.flan_t5(\"small\")`: d_model {c.d_model}, {c.num_heads} "
                 f"heads, d_ff {c.d_ff}, {c.num_layers} encoder + {c.num_decoder_layers} decoder blocks; "
@@ -77,9 +79,11 @@ def markdown_block(zh: bool = False) -> str:
                 ("encoder FFN hidden activation (gate, GELU and up: one of this shape each)", f["ffn"]["enc"], n["ffn_enc"]),
                 ("decoder FFN hidden activation (the same)", f["ffn"]["dec"], n["ffn_dec"])]
         tail = (f"For each attention probability, backward keeps softmax's output and dropout's output (fp32 both) "
-                f"and dropout's 1-byte mask: **{f['kept_enc'] / MIB:.0f} MiB** per encoder block. Dropout draws one "
+                f"and dropout's 1-byte mask: **{f['kept_enc'] / MIB:.0f} MiB** per encoder block. Dropout needs one "
                 f"random number per probability: **{f['random_enc'] / 1e6:.0f} million** per step in the encoder "
-                f"alone ({f['random_enc']:,}), {f['random_all'] / 1e6:.0f} million with the decoder's.")
+                f"alone ({f['random_enc']:,}), {f['random_all'] / 1e6:.0f} million with the decoder's; minit5's "
+                f"dropout (`minit5/model.py` `dropout`) takes four 16-bit numbers from each 64-bit draw, so it "
+                f"draws {f['random_all'] / 4 / 1e6:.0f} million times.")
     lines = [head, "", *rows[0]]
     for name, shape, count in rows[1:]:
         lines.append(f"| {name} | {_shape(shape)} | {count:,} | {4 * count / MIB:.1f} MiB |")
