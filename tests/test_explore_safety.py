@@ -256,10 +256,13 @@ def test_the_json_is_made_inside_the_queue_slot(server, monkeypatch):
     assert seen == [1]  # the trace's JSON was made while its slot was held
 
 
-def post_and_leave(server, body):
-    """A socket that sent a whole POST and reads nothing: close it to leave."""
+def post_and_leave(server, body, opened=None):
+    """A socket that sent a whole POST and reads nothing: close it to leave. opened: a list that gets the socket
+    before the request is sent, so that code run by the server's generation can already reach it."""
     data = json.dumps(body).encode()
     s = socket.create_connection(server.server_address[:2], timeout=30)
+    if opened is not None:
+        opened.append(s)
     s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % (server.server_address[1], len(data)) + data)
     return s
@@ -286,16 +289,18 @@ def test_a_client_that_leaves_stops_its_generation(server, generations):
     assert generations == []
     # leaving during the generation: stops within a step or two of it
     model_generate = server.explorer.model.generate
+    opened = []  # the leaving client's socket, there before the server can reach step 3 (a busy machine may
+    # run the server's first steps before post_and_leave returns)
 
     def leave_at_step_3(*args, watch, **kwargs):
         def watching(numbers):
             watch(numbers)
             if generations[-1] == 3:
-                client.close()
+                opened[-1].close()
         return model_generate(*args, watch=watching, **kwargs)
     server.explorer.model.generate = leave_at_step_3
     try:
-        client = post_and_leave(server, body)
+        post_and_leave(server, body, opened)
         wait_for(lambda: generations and server.busy == 0)
     finally:
         server.explorer.model.generate = model_generate
