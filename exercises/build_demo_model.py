@@ -4,7 +4,7 @@ The small trained T5 that steps 7 and 11 load (517,504 parameters, 2.0 MiB) is m
 recipe (exercises/train_loop.py RECIPE): the demo's data, 2,000 steps of 64 examples, a few minutes on 2 CPU
 cores. This writes the recipe's config.json beside --run, runs
 
-    python train.py --config RUN-config.json --out RUN --no-pack --steps 2000 --batch-size 64 --lr 0.003 ... --overwrite
+    python train.py --config RUN-config.json --out RUN --no-pack --position-bias-lr-scale 1 --steps 2000 --batch-size 64 --lr 0.003 ... --overwrite
 
 and copies the three files a model folder needs (config.json, model.safetensors, tokenizer_config.json) into
 --out, after checking that the model answers "Where is Ganymede?" with Jupiter and "伽尼米德在哪里？" with 木星.

@@ -48,8 +48,10 @@ def recipe_config() -> T5Config:
 
 def train_command(config_json: str, out: str, steps: int | None = None) -> list[str]:
     """The same run with minit5's trainer: the arguments of train.py (config_json holds recipe_config()). --no-pack:
-    one example a row, as the learner's collate lays them out (packing would give the same sums, rounded otherwise)."""
-    return ["--config", config_json, "--out", out, "--no-pack", "--steps", str(steps or RECIPE["steps"]),
+    one example a row, as the learner's collate lays them out (packing would give the same sums, rounded otherwise).
+    --position-bias-lr-scale 1: one learning rate for every weight, as the learner's AdamW has."""
+    return ["--config", config_json, "--out", out, "--no-pack", "--position-bias-lr-scale", "1",
+            "--steps", str(steps or RECIPE["steps"]),
             "--batch-size", str(RECIPE["batch_size"]), "--lr", str(RECIPE["lr"]), "--warmup", str(RECIPE["warmup"]),
             "--weight-decay", str(RECIPE["weight_decay"]), "--beta2", str(RECIPE["beta2"]),
             "--clip", str(RECIPE["clip"]), "--seed", str(RECIPE["seed"]), "--schedule", "cosine"]

@@ -93,7 +93,9 @@ def read_run_file(out: Path, overwrite: bool) -> dict:
         raise TrainError(f"{out} already holds files that are not a minit5 run; choose another --out")
     try:
         previous = json.loads(run_file.read_text(encoding="utf-8"))
-        return dict(settings=previous["settings"], model_config=model_keys(previous["model_config"]))
+        # runs written before --position-bias-lr-scale existed trained the position-bias tables at --lr
+        settings = {"position_bias_lr_scale": 1.0, **previous["settings"]}
+        return dict(settings=settings, model_config=model_keys(previous["model_config"]))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise TrainError(f"{run_file} is not a valid run.json ({e}); remove {out} or choose another --out") from None
 

@@ -48,8 +48,8 @@ from .model import T5, Attention
 from .run_folder import RunFolder, check_out_dir, checkpoint_step, latest_checkpoint
 from .tokenizer import Tokenizer, TokenizerError
 # (TrainConfig and TrainError are imported from here too: from minit5.trainer import TrainConfig, Trainer)
-from .train_config import (TrainConfig, TrainError, check_settings, data_format_of, flag, lora_target_list,
-                           named_config, recorded_settings)
+from .train_config import (TrainConfig, TrainError, check_settings, data_format_of, filled_in, flag,
+                           lora_target_list, named_config, recorded_settings)
 
 
 EXPECT_AFTER = 20  # steps timed before the run says how long the rest will take
@@ -64,6 +64,7 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0  # rank 0 alone logs, evaluates and writes the run folder
         check_settings(cfg, self.world_size, torchrun="RANK" in os.environ)
+        cfg = self.cfg = filled_in(cfg)
         self.device = self.join_processes()
         # the tokenizer and the model config first: cheap, and enough to check the run folder
         self.tokenizer, model_config = self.read_tokenizer_and_config()
@@ -515,18 +516,25 @@ def minutes_and_seconds(seconds: float) -> str:
     return f"{minutes} min {seconds} s"
 
 
-def parameter_groups(model: T5, weight_decay: float):
-    """Weight decay on the matrices; none on norm weights and position-bias tables (scales and offsets)."""
-    decay, no_decay = [], []
+def parameter_groups(model: T5, weight_decay: float, lr: float, position_bias_lr_scale: float = 1.0):
+    """Weight decay on the matrices; none on norm weights and position-bias tables (scales and offsets). With a
+    position_bias_lr_scale other than 1 the tables are a third group, at that multiple of lr."""
+    decay, no_decay, position_biases = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:  # frozen (the base model under a LoRA adapter): not in the optimizer at all
             continue
-        (no_decay if p.dim() < 2 or "position_bias" in name else decay).append(p)
-    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+        if "position_bias" in name and position_bias_lr_scale != 1:
+            position_biases.append(p)
+        else:
+            (no_decay if p.dim() < 2 or "position_bias" in name else decay).append(p)
+    groups = [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+    if position_biases:  # the scheduler multiplies each group's own lr, so the ratio holds all run long
+        groups.append(dict(params=position_biases, weight_decay=0.0, lr=lr * position_bias_lr_scale))
+    return groups
 
 
 def make_optimizer(cfg: TrainConfig, model: T5):
-    groups = parameter_groups(model, cfg.weight_decay)
+    groups = parameter_groups(model, cfg.weight_decay, cfg.lr, cfg.position_bias_lr_scale)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), eps=1e-8, fused=True)  # one kernel
     return torch.optim.Adafactor(groups, lr=cfg.lr)  # T5's own optimizer (factored second moments)

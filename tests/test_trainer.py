@@ -164,11 +164,49 @@ def test_schedules():
 def test_weight_decay_skips_norms_and_position_biases():
     model = T5(T5Config(vocab_size=40, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
                         feed_forward_proj="gated-gelu", tie_word_embeddings=False))
-    decay, no_decay = parameter_groups(model, 0.1)
+    decay, no_decay = parameter_groups(model, 0.1, lr=1e-3)
     names = {id(p): n for n, p in model.named_parameters()}
     assert all(p.dim() == 2 and "position_bias" not in names[id(p)] for p in decay["params"])
     assert {names[id(p)] for p in no_decay["params"]} == {
         n for n, p in model.named_parameters() if "norm" in n or "position_bias" in n}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+
+
+def test_position_bias_tables_get_their_own_learning_rate():
+    model = T5(T5Config(vocab_size=40, d_model=16, d_ff=32, d_kv=4, num_heads=4, num_layers=1,
+                        feed_forward_proj="gated-gelu", tie_word_embeddings=False))
+    decay, no_decay, tables = parameter_groups(model, 0.1, lr=1e-3, position_bias_lr_scale=30)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in tables["params"]} == {n for n in names.values() if "position_bias" in n} != set()
+    assert tables["lr"] == pytest.approx(0.03) and tables["weight_decay"] == 0.0
+    assert not any("position_bias" in names[id(p)] for p in decay["params"] + no_decay["params"])
+    assert "lr" not in decay and "lr" not in no_decay  # the optimizer's --lr
+
+
+def test_the_trainer_keeps_the_position_bias_ratio_through_the_schedule(files, tmp_path):
+    trainer, _ = run_in_process(files, tmp_path, steps=3, schedule="constant")  # a fresh model: 30x by default
+    matrices, norms, tables = trainer.optimizer.param_groups
+    assert trainer.cfg.position_bias_lr_scale == 30.0 and len(tables["params"]) == 2  # encoder's and decoder's
+    assert tables["lr"] == pytest.approx(30 * matrices["lr"]) and matrices["lr"] == norms["lr"] > 0
+    assert json.loads((tmp_path / "run.json").read_text())["settings"]["position_bias_lr_scale"] == 30.0
+
+
+def test_a_run_from_before_the_position_bias_setting_resumes_at_scale_1(files, tmp_path):
+    run_in_process(files, tmp_path, steps=2, position_bias_lr_scale=1.0)
+    info = json.loads((tmp_path / "run.json").read_text())
+    del info["settings"]["position_bias_lr_scale"]  # run.json as minit5 wrote it before the setting existed
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(TrainError, match=r"--position-bias-lr-scale was 1.0, now 30.0"):
+        Trainer(TrainConfig(**settings(files, tmp_path, steps=4, resume=True)))
+    trainer, _ = run_in_process(files, tmp_path, steps=4, resume=True, position_bias_lr_scale=1.0)
+    assert trainer.step == 4 and len(trainer.optimizer.param_groups) == 2
+
+
+@pytest.mark.parametrize("init,given,expected", [(None, None, 30.0), ("some/model", None, 1.0), (None, 5.0, 5.0),
+                                                 ("some/model", 5.0, 5.0)])
+def test_position_bias_lr_scale_default_depends_on_init(init, given, expected):
+    from minit5.train_config import filled_in
+    assert filled_in(TrainConfig(init=init, position_bias_lr_scale=given)).position_bias_lr_scale == expected
 
 
 # ---------------------------------------------------------------------------------------------- bad settings
@@ -176,6 +214,7 @@ def test_weight_decay_skips_norms_and_position_biases():
     (dict(batch_size=0), "--batch-size must be at least 1"),
     (dict(lr=0.0), "--lr must be a positive number"),
     (dict(lr=-1e-3), "--lr must be a positive number"),
+    (dict(position_bias_lr_scale=0.0), "--position-bias-lr-scale must be a positive number"),
     (dict(steps=0), "--steps must be at least 1"),
     (dict(optimizer="sgd"), "--optimizer must be one of adamw, adafactor"),
     (dict(schedule="wobbly"), "--schedule must be one of"),
