@@ -523,10 +523,13 @@ def parameter_groups(model: T5, weight_decay: float, lr: float, position_bias_lr
     for name, p in model.named_parameters():
         if not p.requires_grad:  # frozen (the base model under a LoRA adapter): not in the optimizer at all
             continue
-        if "position_bias" in name and position_bias_lr_scale != 1:
+        table = "position_bias" in name
+        if table and position_bias_lr_scale != 1:
             position_biases.append(p)
+        elif table or p.dim() < 2:
+            no_decay.append(p)
         else:
-            (no_decay if p.dim() < 2 or "position_bias" in name else decay).append(p)
+            decay.append(p)
     groups = [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
     if position_biases:  # the scheduler multiplies each group's own lr, so the ratio holds all run long
         groups.append(dict(params=position_biases, weight_decay=0.0, lr=lr * position_bias_lr_scale))
